@@ -1,0 +1,1 @@
+"""lossnets.benchmarks: datasets, the four benchmarks, the sweep and the report."""

@@ -1,0 +1,1 @@
+"""lossnets.cache: content-addressed feature store."""

@@ -1,0 +1,138 @@
+"""LossNetwork: an ImageNet classifier cut at its taps, returning every requested tap from one pass."""
+from __future__ import annotations
+
+import contextlib
+from functools import cached_property
+
+import torch
+from torch import nn
+
+from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
+from .truncate import truncate
+from .weights import file_state_dict, imagenet_state_dict, load_prefix_state, state_digest
+
+AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, as buffers so they follow the module's device."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class LossNetwork(nn.Module):
+    """A loss network: ``net(images)`` with images (N,3,H,W) in [0,1] returns ``{layer: features}``.
+
+    ``layers`` are tap letters (E, S, M, L) or module paths of the torchvision model; the keys of the
+    output are the letters of registered taps and the paths otherwise. ``weights``: "imagenet",
+    "random" (seeded by ``seed``) or a path to a state_dict of the full torchvision model.
+    ``normalize``: "imagenet" applies the normalisation the ImageNet weights expect (for googlenet and
+    inception_v3 that is their ``transform_input``, applied here once and never in the model),
+    "none" feeds the input as it is.
+    """
+
+    def __init__(self, arch: str, layers=LAYERS, weights: str = "imagenet", *, seed: int = 0,
+                 normalize: str = "imagenet", device=None, compile: bool = False,
+                 channels_last: bool = True, amp: str | None = None):
+        super().__init__()
+        self.arch: Architecture = get_architecture(arch)
+        if isinstance(layers, str):
+            layers = (layers,)
+        if normalize not in ("imagenet", "none"):
+            raise ValueError(f"normalize must be 'imagenet' or 'none', got {normalize!r}")
+        if amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+        self.weights_spec = str(weights)
+        self.seed = seed
+        self.normalize = normalize
+        self.amp = amp
+        self.channels_last = channels_last
+        self.device = torch.device(device) if device is not None else default_device()
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            full = self.arch.build()
+        self.taps: tuple[Tap, ...] = tuple(self._resolve(full, layer) for layer in layers)
+        self.layers = tuple(t.layer for t in self.taps)
+        if len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"layers repeat a tap: {layers}")
+        self.body = truncate(full, {t.module: t.layer for t in self.taps})
+        del full
+        if self.weights_spec == "imagenet":
+            load_prefix_state(self.body, imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}")
+        elif self.weights_spec != "random":
+            load_prefix_state(self.body, file_state_dict(self.weights_spec), f"weights file {self.weights_spec}")
+
+        mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
+        self.norm = Normalize(mean, std) if normalize == "imagenet" else nn.Identity()
+        self.to(self.device)
+        if channels_last:
+            self.body.to(memory_format=torch.channels_last)
+        self.eval()
+        self.requires_grad_(False)
+        self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
+        self.compiled = compile
+
+    def _resolve(self, full: nn.Module, layer: str) -> Tap:
+        try:
+            return self.arch.tap(layer)
+        except ValueError:
+            if layer in dict(full.named_modules()) and layer:
+                return Tap(self.arch.name, layer, layer, layer)
+            raise
+
+    def train(self, mode: bool = True):
+        """Loss networks always stay in eval mode (batch norm statistics never drift)."""
+        return super().train(False)
+
+    @cached_property
+    def weights_digest(self) -> str:
+        """sha256 of the actual tensors of the truncated network."""
+        return state_digest(self.body)
+
+    def autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
+
+    def _forward_eager(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.autocast():
+            return self.body(self.norm(x))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of every requested tap; uint8 images are scaled to [0,1] first."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (N,3,H,W), got {tuple(images.shape)}")
+        x = images.to(self.device, non_blocking=True)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._forward(x)
+
+    @torch.inference_mode()
+    def extract(self, images: torch.Tensor, batch_size: int = 64, out_device="cpu") -> dict[str, torch.Tensor]:
+        """Target-side features of many images in fixed-size batches (the last one padded)."""
+        chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in self.layers}
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            n = len(batch)
+            if n < batch_size and self.compiled:
+                pad = batch[-1:].expand(batch_size - n, *batch.shape[1:])
+                batch = torch.cat([batch, pad])
+            for layer, f in self(batch).items():
+                chunks[layer].append(f[:n].to(out_device))
+        return {layer: torch.cat(c) for layer, c in chunks.items()} if len(images) else {}
+
+    def extra_repr(self) -> str:
+        return (f"arch={self.arch.name}, layers={self.layers}, weights={self.weights_spec!r}, "
+                f"normalize={self.normalize!r}, amp={self.amp}, compiled={self.compiled}")

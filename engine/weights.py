@@ -1,0 +1,73 @@
+"""Weights for a loss network: torchvision's ImageNet weights, seeded random, or a state_dict file."""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+from pathlib import Path
+
+import torch
+
+from .registry import Architecture
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """ImageNet weights are neither on disk nor downloadable."""
+
+
+def imagenet_checkpoint_path(arch: Architecture) -> Path:
+    """Where torchvision's download cache keeps (or would keep) the ImageNet weights file."""
+    url = arch.weights().url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def imagenet_state_dict(arch: Architecture) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet state_dict, from its cache or downloaded by torchvision."""
+    w = arch.weights()
+    try:
+        return w.get_state_dict(progress=False, check_hash=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "download" not in str(e).lower() and "hash" not in str(e).lower():
+            raise
+        path = imagenet_checkpoint_path(arch)
+        raise WeightsNotFoundError(
+            f"ImageNet weights for {arch.name} are not on disk and could not be downloaded ({e}). "
+            f"torchvision wants the file {path}: download {w.url} and put it there "
+            f"(the folder follows $TORCH_HOME, now {torch.hub.get_dir()})."
+        ) from e
+
+
+def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state_dict saved with torch.save (a bare dict, or one under a 'state_dict' key)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file {path} does not exist (expected a torch.save'd state_dict "
+                                   "of the full torchvision model, or 'imagenet' or 'random')")
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise ValueError(f"weights file {path} holds a {type(sd).__name__}, expected a state_dict")
+    return sd
+
+
+def load_prefix_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load the keys a truncated module needs from a full-model state_dict; keys after the cut are ignored."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise KeyError(f"{source} lacks {len(missing)} key(s) needed before the cut, e.g. {missing[:5]}")
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise ValueError(f"{source}: {k} has shape {tuple(state[k].shape)}, the network needs {tuple(v.shape)}")
+    module.load_state_dict({k: state[k] for k in own}, strict=True)
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """sha256 over the names, shapes, dtypes and bytes of every tensor in the state_dict."""
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

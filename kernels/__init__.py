@@ -1,0 +1,1 @@
+"""lossnets.kernels: fused perceptual distance and feature loss."""

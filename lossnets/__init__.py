@@ -1,0 +1,11 @@
+"""lossnets: a compute engine for deep perceptual loss research."""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("lossnets")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+source"
+
+from lossnets.engine import LossNetwork, architectures, get_architecture  # noqa: E402
+
+__all__ = ["LossNetwork", "architectures", "get_architecture", "__version__"]

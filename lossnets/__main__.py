@@ -1,0 +1,5 @@
+import sys
+
+from lossnets.cli import main
+
+sys.exit(main())
