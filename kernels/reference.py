@@ -54,7 +54,7 @@ def perceptual_distance_backward(grad: torch.Tensor, f0: torch.Tensor, f1: torch
     g0 = inv0 * (g - a * (a * g).sum(1, keepdim=True))
     g1 = inv1 * (b * (b * g).sum(1, keepdim=True) - g)
     gw = (go * d.pow(2)).sum((0, 2, 3))
-    return g0.to(f0.dtype), g1.to(f1.dtype), gw
+    return _like(f0, g0), _like(f1, g1), gw
 
 
 def feature_mse(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -68,4 +68,9 @@ def feature_mse_backward(grad: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -
     dt = acc_dtype(f)
     scale = 2 * grad.to(dt).view(-1, 1, 1, 1) / f[0].numel()
     gf = scale * (f.to(dt) - g.to(dt))
-    return gf.to(f.dtype), (-gf).to(g.dtype)
+    return _like(f, gf), _like(g, -gf)
+
+
+def _like(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """value in x's dtype and memory layout."""
+    return torch.empty_like(x).copy_(value)

@@ -1,0 +1,57 @@
+"""Shared pieces of the Triton kernels: strided pixel indexing, tile sizes, the fixed-order row sum.
+
+Every kernel sees a feature map as (N, C, P) with P = H*W and strides (sN, sC, sP), which covers
+NCHW-contiguous (sP = 1) and channels_last (sC = 1) tensors without a copy.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+MAX_BLOCK_C = 32
+MAX_BLOCK_P = 128
+
+
+def flat_strides(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """x (made contiguous only if H and W cannot be flattened into one stride) and its (sN, sC, sP)."""
+    _, _, h, w = x.shape
+    sn, sc, sh, sw = x.stride()
+    if h == 1:
+        return x, (sn, sc, sw)
+    if w == 1 or sh == w * sw:
+        return x, (sn, sc, sh if w == 1 else sw)
+    x = x.contiguous()
+    return x, (x.stride(0), x.stride(1), x.stride(3))
+
+
+def write_back(out: torch.Tensor, written: torch.Tensor) -> torch.Tensor:
+    """out, holding what a kernel wrote (into the contiguous stand-in flat_strides made, if any)."""
+    return out if written is out else out.copy_(written)
+
+
+def blocks(c: int, p: int, block_c: int | None = None, block_p: int | None = None) -> tuple[int, int]:
+    """Power-of-two tile sizes (channels, pixels); explicit values override the defaults."""
+    bc = block_c or min(triton.next_power_of_2(c), MAX_BLOCK_C)
+    bp = block_p or min(triton.next_power_of_2(p), MAX_BLOCK_P)
+    return bc, bp
+
+
+@triton.jit
+def _rowsum_kernel(src, dst, K, scale, BLOCK: tl.constexpr):
+    """dst[r] = scale * sum_k src[r, k] (row-major, fp32), always in the same order."""
+    r = tl.program_id(0)
+    offs = tl.arange(0, BLOCK)
+    acc = tl.zeros([BLOCK], tl.float32)
+    for k0 in range(0, K, BLOCK):
+        k = k0 + offs
+        acc += tl.load(src + r.to(tl.int64) * K + k, mask=k < K, other=0.0)
+    tl.store(dst + r, tl.sum(acc, 0) * scale)
+
+
+def rowsum(partials: torch.Tensor, scale: float) -> torch.Tensor:
+    """Second stage of a deterministic reduction: (R, K) fp32 partial sums -> (R,) fp32."""
+    r, k = partials.shape
+    out = torch.empty(r, dtype=torch.float32, device=partials.device)
+    _rowsum_kernel[(r,)](partials, out, k, scale, BLOCK=min(triton.next_power_of_2(k), 1024))
+    return out
