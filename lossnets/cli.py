@@ -34,6 +34,32 @@ def _cmd_list(args) -> None:
 # --- commands added by each room go below this line, one function each ---
 
 
+def _cmd_sweep(args) -> None:
+    from lossnets.benchmarks.sweep import sweep
+    if args.config is None and not args.resume:
+        raise ValueError("give --config FILE.toml (or --resume to continue RUN_DIR with its own config)")
+    result = sweep(args.config, args.out, executor=args.executor, resume=args.resume, progress=not args.quiet)
+    print(result.summary())
+    if result.failed:
+        print(f"lossnets sweep: {len(result.failed)} cell(s) failed; their errors are in "
+              f"{args.out}/cells/<benchmark>/<arch>/<layer>.error.json; run the same command again to retry them",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def _cmd_merge(args) -> None:
+    from lossnets.benchmarks.sweep import RESULTS, merge
+    df = merge(args.run_dirs, args.out)
+    print(f"merged {len(args.run_dirs)} run(s) into {args.out}/{RESULTS}: {len(df)} rows")
+
+
+def _cmd_report(args) -> None:
+    from lossnets.benchmarks.report import write_report
+    out = write_report(args.run_dir, out=args.out)
+    print(f"wrote {out}/report.md, {out}/report.html and the tables and plots beside them")
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lossnets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     # --- parsers added by each room go below this line ---
+    p = sub.add_parser("sweep", help="run a full grid of (benchmark, arch, tap) cells; a rerun skips finished cells")
+    p.add_argument("--config", default=None, help="sweep config TOML ([sweep] grid and one section per benchmark)")
+    p.add_argument("--out", required=True, help="RUN_DIR: cells/, results.csv")
+    p.add_argument("--executor", choices=["local", "ray", "slurm"], default="local")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR with its own config (no --config) or with changed settings")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("merge", help="merge the cells of several runs into one results table")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", required=True, help="RUN_DIR to write (may be one of the inputs)")
+    p.set_defaults(func=_cmd_merge)
+
+    p = sub.add_parser("report", help="tables, plots and the paper comparison of a run: RUN_DIR/report/")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="report folder (default RUN_DIR/report)")
+    p.set_defaults(func=_cmd_report)
+
 
     return parser
 

@@ -1,0 +1,187 @@
+"""The sweep: plan, grouping by architecture, atomic cells, resume, failures, SIGKILL, merge, CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lossnets.benchmarks import sweep as sw
+
+HERE = Path(__file__).parent
+FAKE = "test_sweep_fakebench:run"
+ARCHS = ["alexnet", "squeezenet1_1"]
+
+
+def write_config(path: Path, *, archs=ARCHS, layers=("E", "S", "M", "L"), benches=("fake",), extra="", **fake):
+    settings = "".join(f"{k} = {json.dumps(v)}\n" for k, v in fake.items())
+    text = (f'[sweep]\narchs = {json.dumps(list(archs))}\nlayers = {json.dumps(list(layers))}\n'
+            f'weights = "random"\nseed = 0\ndevice = "cpu"\n{extra}\n')
+    for b in benches:
+        text += f'[{b}]\nfunction = "{FAKE}"\nname = "{b}"\n{settings}\n'
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fake_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_config_resolves_paths_and_checks_keys(tmp_path):
+    (tmp_path / "sub").mkdir()
+    cfg = tmp_path / "sub" / "c.toml"
+    cfg.write_text('[sweep]\narchs = "all"\nweights = "w.pt"\ncache = "feat"\n'
+                   '[similarity]\ndata = "../bapps"\n[superres]\ntrain = "tr"\ntest = { set5 = "/abs/set5" }\n'
+                   'scale = [4, 8]\n')
+    c = sw.SweepConfig.from_toml(cfg)
+    assert len(c.archs) == 14 and c.layers == ["E", "S", "M", "L"]
+    assert c.weights == str(tmp_path / "sub" / "w.pt") and c.cache == str(tmp_path / "sub" / "feat")
+    assert c.benchmarks["similarity"]["settings"]["data"] == str(tmp_path / "bapps")
+    sr = c.benchmarks["superres"]["settings"]
+    assert sr["train"] == str(tmp_path / "sub" / "tr") and sr["test"] == {"set5": "/abs/set5"} and sr["scale"] == [4, 8]
+    assert len(sw.plan(c)) == 2 * 56
+    cfg.write_text('[sweep]\narchs = ["alexnet"]\nlayer = ["E"]\n[similarity]\ndata = "x"\n')
+    with pytest.raises(ValueError, match="unknown key"):
+        sw.SweepConfig.from_toml(cfg)
+    cfg.write_text('[sweep]\narchs = ["alexnet"]\n[nosuch]\ndata = "x"\n')
+    with pytest.raises(ValueError, match="not a registered benchmark"):
+        sw.SweepConfig.from_toml(cfg)
+    cfg.write_text('[sweep]\narchs = ["alexnt"]\n[similarity]\ndata = "x"\n')
+    with pytest.raises(ValueError, match="unknown architecture"):
+        sw.SweepConfig.from_toml(cfg)
+
+
+def test_plan_groups_by_architecture(tmp_path):
+    c = sw.SweepConfig.from_toml(write_config(tmp_path / "c.toml", benches=("fa", "fb")))
+    cells = sw.plan(c)
+    assert len(cells) == 2 * 2 * 4 and len(set(cells)) == len(cells)
+    gs = sw.groups(c, cells, tmp_path / "run")
+    assert [g["arch"] for g in gs] == ARCHS and all(len(g["cells"]) == 8 for g in gs)
+
+
+def test_sweep_writes_cells_builds_once_and_skips_finished(tmp_path, monkeypatch):
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("LOSSNETS_FAKE_CALLS", str(calls))
+    cfg = write_config(tmp_path / "c.toml", benches=("fa", "fb"))
+    run = tmp_path / "run"
+    built = []
+    import lossnets.engine as eng
+    orig = eng.LossNetwork
+
+    class Counting(orig):
+        def __init__(self, *a, **k):
+            built.append((a[0], tuple(a[1])))
+            super().__init__(*a, **k)
+    monkeypatch.setattr(eng, "LossNetwork", Counting)
+    r = sw.sweep(cfg, run, progress=False)
+    assert (r.planned, r.skipped, r.finished, r.failed) == (16, 0, 16, [])
+    # one network per architecture, with all of its taps, serving both benchmarks
+    assert built == [("alexnet", ("E", "S", "M", "L")), ("squeezenet1_1", ("E", "S", "M", "L"))]
+    assert len(calls.read_text().splitlines()) == 4
+    df = pd.read_csv(run / "results.csv")
+    assert len(df) == 16 * 2 and not df.duplicated(["benchmark", "arch", "layer", "dataset", "metric"]).any()
+    assert {"lossnets_version", "created", "seed", "sweep", "host"} <= set(df.columns)
+    assert (run / "cells" / "fa" / "alexnet" / "M.csv").is_file()
+    # the same command again: nothing runs, the table is the same
+    r2 = sw.sweep(cfg, run, progress=False)
+    assert (r2.skipped, r2.finished) == (16, 0) and len(calls.read_text().splitlines()) == 4
+    pd.testing.assert_frame_equal(pd.read_csv(run / "results.csv"), df)
+    # a grown grid only runs the new taps, on a network with only those taps
+    built.clear()
+    cfg2 = write_config(tmp_path / "c2.toml", benches=("fa", "fb"), layers=("E", "S", "M", "L", "features.0"),
+                        archs=["alexnet"])
+    r3 = sw.sweep(cfg2, run, progress=False)
+    assert (r3.planned, r3.finished) == (10, 2) and built == [("alexnet", ("features.0",))]
+
+
+def test_failing_cell_is_recorded_and_the_rest_go_on(tmp_path):
+    flag = tmp_path / "broken"
+    flag.touch()
+    cfg = write_config(tmp_path / "c.toml", fail=["squeezenet1_1/M"], fail_while=str(flag))
+    run = tmp_path / "run"
+    r = sw.sweep(cfg, run, progress=False)
+    assert r.finished == 7
+    assert [f["cell"] for f in r.failed] == [{"benchmark": "fake", "arch": "squeezenet1_1", "layer": "M"}]
+    rec = json.loads((run / "cells/fake/squeezenet1_1/M.error.json").read_text())
+    assert "fake failure" in rec["error"] and "Traceback" in rec["traceback"]
+    df = pd.read_csv(run / "results.csv")
+    assert set(zip(df.arch, df.layer)) == {(a, lay) for a in ARCHS for lay in "ESML"} - {("squeezenet1_1", "M")}
+    assert [f["layer"] for f in sw.failures(run)] == ["M"]
+    # fixed: the rerun runs only the failed cell and clears its error record
+    flag.unlink()
+    r2 = sw.sweep(cfg, run, progress=False)
+    assert (r2.skipped, r2.finished, r2.failed) == (7, 1, [])
+    assert not (run / "cells/fake/squeezenet1_1/M.error.json").exists() and sw.failures(run) == []
+    assert len(pd.read_csv(run / "results.csv")) == 16
+
+
+def test_other_settings_are_refused_and_resume_reuses_the_config(tmp_path):
+    run = tmp_path / "run"
+    sw.sweep(write_config(tmp_path / "a.toml", archs=["squeezenet1_1"], layers=["E"]), run, progress=False)
+    other = write_config(tmp_path / "b.toml", archs=["squeezenet1_1"], layers=["E"], datasets=["x"])
+    with pytest.raises(ValueError, match="other settings"):
+        sw.sweep(other, run, progress=False)
+    r = sw.sweep(None, run, resume=True, progress=False)
+    assert (r.planned, r.skipped) == (1, 1)
+
+
+def _cell_counts(df):
+    return df.groupby(["benchmark", "arch", "layer", "dataset", "metric"]).size()
+
+
+def test_sigkill_mid_run_then_rerun_gives_every_cell_once(tmp_path):
+    cfg = write_config(tmp_path / "c.toml", benches=("fa", "fb"), sleep=1.0)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lossnets", "sweep", "--config", str(cfg), "--out", str(run), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((run / "cells").glob("*/*/*.csv")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list((run / "cells").glob("*/*/*.csv"))
+    assert 0 < len(done) < 16, "the kill should land mid-run"
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(done)} already done" in again.stdout
+    df = pd.read_csv(run / "results.csv")
+    counts = _cell_counts(df)
+    assert len(counts) == 16 * 2 and (counts == 1).all()
+
+
+def test_cli_exit_code_and_merge(tmp_path):
+    flag = tmp_path / "broken"
+    flag.touch()
+    cfg = write_config(tmp_path / "c.toml", archs=["squeezenet1_1"], layers=["E", "S"], fail=["squeezenet1_1/S"],
+                       fail_while=str(flag))
+    from lossnets.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "a"), "--quiet"])
+    assert e.value.code == 1
+    flag.unlink()
+    # machine B runs the other cell and (later) the same one again
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    a = pd.read_csv(tmp_path / "a" / "results.csv")
+    b = pd.read_csv(tmp_path / "b" / "results.csv")
+    assert len(a) == 2 and len(b) == 4
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "a")]) == 0
+    m = pd.read_csv(tmp_path / "a" / "results.csv")
+    assert len(m) == 4 and (_cell_counts(m) == 1).all()
+    # the later run wins the shared cell whole
+    pd.testing.assert_frame_equal(m.sort_values(["layer", "dataset"]).reset_index(drop=True),
+                                  b.sort_values(["layer", "dataset"]).reset_index(drop=True))
+    assert sw.failures(tmp_path / "a") == []
+    # a run folder holding only results.csv merges too
+    only = tmp_path / "c"
+    only.mkdir()
+    b.to_csv(only / "results.csv", index=False)
+    assert len(sw.merge([only], tmp_path / "d")) == 4
