@@ -1,0 +1,347 @@
+"""The report of a run: architecture ranking (paper Table III), best tap (Table IV), metric against
+ImageNet accuracy and against MACs (Figs. 4-5), and every figure beside the published one.
+
+``write_report(RUN_DIR)`` writes ``RUN_DIR/report/``: report.md, report.html, ranking.csv,
+best_tap.csv, comparison.csv and the PNG plots.
+
+Scores. A *performance score* is one (benchmark, dataset, metric) of the table. Where the run holds
+scores that the paper reports (after mapping our names onto the paper's: similarity ``2afc/val`` ->
+``bapps/2afc``, ``jnd/val`` -> ``bapps/jnd``; superres rows with a ``scale`` column -> ``superres_x4`` /
+``superres_x8``), only those are ranked (so per-subset rows do not outweigh the aggregate); a
+benchmark with no paper scores ranks all of its scores.
+
+Ranking rule (the paper's Table III, Sec. V-A). For each score, each architecture is represented by its
+best extraction layer (highest value; lowest for error-like metrics), and architectures are ranked
+1 (best) to N; ties share the mean rank. An architecture's rank for a benchmark is the mean of its
+ranks over that benchmark's scores (the paper's Benchmark 2 pools superres x4 and x8, 12 scores);
+``all`` is the mean over benchmarks, each weighted equally. The paper's ranking is computed the same
+way from ``paper_results()``, over the same architectures and scores as the run, and shown beside ours.
+"""
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .results import PAPER_DATASET, paper_results
+
+LOWER_IS_BETTER = {"lpips", "mse", "loss", "error", "distance", "rmse"}
+# benchmarks the paper pools into one "benchmark" for its ranking
+BENCHMARK_GROUP = {"superres_x4": "superres", "superres_x8": "superres"}
+KEY = ["benchmark", "arch", "layer", "dataset", "metric"]
+
+
+def load_table(run_dir) -> pd.DataFrame:
+    """RUN_DIR/results.csv (rebuilt from the cells when missing), or a CSV file path."""
+    p = Path(run_dir)
+    if p.is_file():
+        return pd.read_csv(p)
+    if not (p / "results.csv").is_file():
+        from .sweep import rebuild_results
+        return rebuild_results(p)
+    return pd.read_csv(p / "results.csv")
+
+
+def paper_names(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``paper_benchmark`` and ``paper_dataset``: our names mapped onto the paper table's."""
+    df = df.copy()
+    bench = df["benchmark"].astype(str)
+    if "scale" in df.columns:
+        sr = (bench == "superres") & df["scale"].notna()
+        bench = bench.where(~sr, "superres_x" + df["scale"].astype("Int64").astype(str))
+    df["paper_benchmark"] = bench
+    df["paper_dataset"] = [PAPER_DATASET.get((b, d), PAPER_DATASET.get((pb, d), d))
+                           for b, pb, d in zip(df["benchmark"], bench, df["dataset"].astype(str))]
+    return df
+
+
+def compare(df: pd.DataFrame) -> pd.DataFrame:
+    """Every row beside the published figure: ``paper_value`` and ``difference`` (ours - paper), and
+    ``comparable`` (ImageNet weights and real data; otherwise the difference is no test of anything)."""
+    df = paper_names(df)
+    paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset",
+                                            "value": "paper_value"})
+    out = df.merge(paper, on=["paper_benchmark", "arch", "layer", "paper_dataset", "metric"], how="left")
+    out["difference"] = out["value"] - out["paper_value"]
+    out["comparable"] = (out["weights"].astype(str) == "imagenet") & ~_synthetic_rows(out)
+    return out
+
+
+def _synthetic_rows(df: pd.DataFrame) -> pd.Series:
+    s = pd.Series(False, index=df.index)
+    if "data" in df.columns:
+        s |= df["data"].astype(str).str.lower().eq("synthetic")
+    if "synthetic" in df.columns:
+        s |= df["synthetic"].astype(str).str.lower().isin(["true", "1", "yes"])
+    return s
+
+
+def score_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are ranked (see the module doc), with ``paper_benchmark``/``paper_dataset`` and
+    ``group`` (the paper's benchmark number, superres x4 and x8 pooled)."""
+    df = paper_names(df)
+    paper = paper_results()
+    known = set(zip(paper["benchmark"], paper["dataset"], paper["metric"]))
+    in_paper = pd.Series([k in known for k in zip(df["paper_benchmark"], df["paper_dataset"], df["metric"])],
+                         index=df.index, dtype=bool)
+    has_paper = in_paper.groupby(df["paper_benchmark"]).transform("any")
+    out = df[in_paper | ~has_paper].copy()
+    out["group"] = out["paper_benchmark"].map(lambda b: BENCHMARK_GROUP.get(b, b))
+    return out
+
+
+def _higher_is_better(metric: str) -> bool:
+    return str(metric).lower() not in LOWER_IS_BETTER
+
+
+def best_per_arch(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per score and architecture the best tap and its value (mean over repeated rows, e.g. seeds)."""
+    keys = ["group", "paper_benchmark", "paper_dataset", "metric", "arch"]
+    mean = scores.groupby(keys + ["layer"], sort=False)["value"].mean().reset_index()
+    mean["sign"] = mean["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
+    mean["signed"] = mean["value"] * mean["sign"]
+    mean = mean.dropna(subset=["signed"])
+    idx = mean.groupby(keys, sort=False)["signed"].idxmax()
+    return mean.loc[idx, keys + ["layer", "value", "signed"]].reset_index(drop=True)
+
+
+def ranking(df: pd.DataFrame, *, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean rank per architecture and benchmark group, and ``all`` (see the module doc); sorted by ``all``."""
+    scores = score_rows(df) if scores is None else scores
+    if scores.empty:
+        return pd.DataFrame(columns=["arch", "all"])
+    best = best_per_arch(scores)
+    best["rank"] = best.groupby(["group", "paper_benchmark", "paper_dataset", "metric"])["signed"].rank(
+        ascending=False, method="average")
+    per = best.groupby(["arch", "group"])["rank"].mean().unstack("group")
+    groups = list(dict.fromkeys(scores["group"]))
+    per = per.reindex(columns=groups)
+    per["all"] = per.mean(axis=1)
+    return per.sort_values("all").reset_index()
+
+
+def paper_ranking(df: pd.DataFrame) -> pd.DataFrame:
+    """The paper's ranking computed the same way, over the run's architectures and scores."""
+    ours = score_rows(df)
+    paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset"})
+    keys = set(zip(ours["paper_benchmark"], ours["paper_dataset"], ours["metric"]))
+    wanted = np.array([k in keys for k in zip(paper["paper_benchmark"], paper["paper_dataset"], paper["metric"])],
+                      dtype=bool)
+    sel = paper[wanted & paper["arch"].isin(set(ours["arch"])).to_numpy()].copy()
+    if sel.empty:
+        return pd.DataFrame(columns=["arch", "all"])
+    sel["group"] = sel["paper_benchmark"].map(lambda b: BENCHMARK_GROUP.get(b, b))
+    return ranking(sel, scores=sel)
+
+
+def best_taps(df: pd.DataFrame) -> pd.DataFrame:
+    """Table IV: per architecture (rows) and score (columns) the best tap, ours and the paper's."""
+    scores = score_rows(df)
+    if scores.empty:
+        return pd.DataFrame(columns=["arch"])
+    ours = best_per_arch(scores)
+    ours["score"] = ours["paper_benchmark"] + " " + ours["paper_dataset"] + " " + ours["metric"]
+    table = ours.pivot(index="arch", columns="score", values="layer")
+    paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset"})
+    paper["group"] = paper["paper_benchmark"].map(lambda b: BENCHMARK_GROUP.get(b, b))
+    pbest = best_per_arch(paper)
+    pbest["score"] = pbest["paper_benchmark"] + " " + pbest["paper_dataset"] + " " + pbest["metric"]
+    pbest = pbest[pbest["score"].isin(table.columns) & pbest["arch"].isin(table.index)]
+    ptable = pbest.pivot(index="arch", columns="score", values="layer")
+    for col in ptable.columns:
+        table[col] = [f"{o} (paper {p})" if isinstance(p, str) else o
+                      for o, p in zip(table[col], ptable[col].reindex(table.index))]
+    return table.reindex(index=[a for a in _arch_order() if a in table.index]).reset_index()
+
+
+def _layer_sorted(layers) -> list[str]:
+    order = {k: i for i, k in enumerate("ESML")}
+    return sorted(set(map(str, layers)), key=lambda x: (order.get(x, 9), x))
+
+
+def _arch_order() -> list[str]:
+    from lossnets.engine import architectures
+    return list(architectures())
+
+
+# -------------------------------------------------------------------------------------------- plots
+
+
+def tap_macs(archs, layers, size: int = 224) -> pd.DataFrame:
+    """MACs at ``size`` up to each tap (the engine's static profiler, on the meta device); the full
+    network's published figure where a tap cannot be profiled."""
+    from lossnets.engine import get_architecture
+    rows = []
+    for arch in archs:
+        for layer in layers:
+            try:
+                from lossnets.engine.profiler import static_profile
+                macs = static_profile(arch, layer, size)["macs"]
+            except Exception:  # noqa: BLE001 - the profiler is optional for the report
+                macs = get_architecture(arch).mflops_224 * 1e6
+            rows.append({"arch": arch, "layer": layer, "macs": float(macs)})
+    return pd.DataFrame(rows, columns=["arch", "layer", "macs"])
+
+
+def _slug(*parts) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", "_".join(map(str, parts))).strip("_")
+
+
+def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -> list[Path]:
+    """Per ranked score: metric against MACs per loss network (Fig. 4) and the best tap per
+    architecture against ImageNet top-1 (Fig. 5), the paper's figures in grey beside ours."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    from lossnets.engine import architectures
+    archs = architectures()
+    scores = score_rows(df)
+    if scores.empty:
+        return []
+    if macs is None:
+        macs = tap_macs(sorted(set(scores["arch"])), sorted(set(scores["layer"])))
+    paper = paper_results()
+    files = []
+    for (pb, pd_, metric), s in scores.groupby(["paper_benchmark", "paper_dataset", "metric"], sort=False):
+        pts = s.groupby(["arch", "layer"])["value"].mean().reset_index().merge(macs, on=["arch", "layer"], how="left")
+        pts = pts.sort_values(["arch", "macs"])
+        ref = paper[(paper["benchmark"] == pb) & (paper["dataset"] == pd_) & (paper["metric"] == metric)
+                    & paper["arch"].isin(set(pts["arch"]))].merge(macs, on=["arch", "layer"], how="left")
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        if len(ref):
+            ax.scatter(ref["macs"], ref["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")
+        for arch, g in pts.groupby("arch", sort=False):
+            ax.plot(g["macs"], g["value"], "o-", ms=4, lw=0.8, label=arch)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set(xlabel="MACs up to the tap at 224x224", ylabel=metric, title=f"{pb} {pd_}: {metric} against MACs")
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        f1 = out / f"macs_{_slug(pb, pd_, metric)}.png"
+        fig.savefig(f1, dpi=110)
+        plt.close(fig)
+
+        best = best_per_arch(s.assign(group=s["group"]))
+        best["top1"] = best["arch"].map(lambda a: archs[a].imagenet_top1 if a in archs else math.nan)
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        if len(ref):
+            rb = best_per_arch(ref.rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset"})
+                               .assign(group=pb))
+            rb["top1"] = rb["arch"].map(lambda a: archs[a].imagenet_top1 if a in archs else math.nan)
+            ax.scatter(rb["top1"], rb["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")
+        ax.scatter(best["top1"], best["value"], c="C0", label="this run")
+        for _, r in best.iterrows():
+            ax.annotate(f"{r['arch']} {r['layer']}", (r["top1"], r["value"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set(xlabel="ImageNet top-1 (%)", ylabel=f"{metric} (best tap)",
+               title=f"{pb} {pd_}: best tap against ImageNet accuracy")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        f2 = out / f"imagenet_{_slug(pb, pd_, metric)}.png"
+        fig.savefig(f2, dpi=110)
+        plt.close(fig)
+        files += [f1, f2]
+    return files
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(no rows)_\n"
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def caveats(df: pd.DataFrame) -> list[str]:
+    """What makes this run's numbers incomparable with the paper's, one line each."""
+    out = []
+    weights = sorted(set(df["weights"].astype(str))) if len(df) else []
+    if any(w != "imagenet" for w in weights):
+        out.append(f"This run used weights {', '.join(weights)}, NOT the ImageNet weights of the paper: "
+                   "its numbers say nothing about the published loss networks.")
+    if _synthetic_rows(df).any():
+        bench = sorted(set(df.loc[_synthetic_rows(df), "benchmark"]))
+        out.append(f"This run used SYNTHETIC data ({', '.join(bench)}): made images with synthetic labels, "
+                   "not the benchmark data sets; the figures test the machinery, not the networks.")
+    return out
+
+
+def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
+    """Write the report of a run (or of a results CSV) to ``out`` (default RUN_DIR/report)."""
+    from .results import write_csv_atomic
+    run_dir = Path(run_dir)
+    df = load_table(run_dir)
+    out = Path(out) if out else (run_dir.parent if run_dir.is_file() else run_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    if df.empty:
+        raise ValueError(f"{run_dir} holds no finished cells: nothing to report")
+    ours, theirs = ranking(df), paper_ranking(df)
+    side = ours.merge(theirs, on="arch", how="left", suffixes=("", " (paper)"))
+    cols = ["arch"] + [c for g in ours.columns[1:] for c in (g, f"{g} (paper)") if c in side.columns]
+    side = side[cols]
+    taps = best_taps(df)
+    comp = compare(df)
+    write_csv_atomic(side, out / "ranking.csv")
+    write_csv_atomic(taps, out / "best_tap.csv")
+    write_csv_atomic(comp, out / "comparison.csv")
+    files = plot_scores(df, out) if plots else []
+
+    warn = caveats(df)
+    md = ["# lossnets report", ""]
+    for w in warn:
+        md += [f"> **WARNING: {w}**", ">"]
+    if warn:
+        md += [""]
+    md += [f"Run: `{run_dir}`; {len(df)} rows; benchmarks {', '.join(sorted(set(df['benchmark'])))}; "
+           f"{df['arch'].nunique()} architectures; taps {', '.join(_layer_sorted(df['layer']))}.", ""]
+    md += ["## Architecture ranking (paper Table III)", "",
+           "Per score each architecture counts with its best tap; architectures are ranked 1 (best) to N, ties "
+           "share the mean rank; a benchmark's rank is the mean over its scores (superres x4 and x8 pooled), "
+           "`all` the mean over benchmarks. `(paper)`: the same computation on the published figures, over the "
+           "same architectures and scores.", "", markdown_table(side)]
+    md += ["## Best tap per architecture (paper Table IV)", "", markdown_table(taps)]
+    for f in files:
+        md += [f"![{f.stem}]({f.name})", ""]
+    show = comp[KEY + ["weights", "value", "paper_value", "difference", "comparable"]]
+    md += ["## Every figure beside the published one", "",
+           "`difference` = ours - paper. `comparable` is false unless the run used ImageNet weights on the real "
+           "data. Also in comparison.csv.", "", markdown_table(show)]
+    text = "\n".join(md)
+    (out / "report.md").write_text(text)
+    (out / "report.html").write_text(_html(warn, run_dir, side, taps, files, show))
+    return out
+
+
+def _html(warn, run_dir, side, taps, files, show) -> str:
+    parts = ["<!doctype html><meta charset='utf-8'><title>lossnets report</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px}.warn{background:#fdd;border:2px solid #c00;"
+             "padding:1em;font-weight:bold}</style>", "<h1>lossnets report</h1>"]
+    parts += [f"<p class='warn'>WARNING: {html.escape(w)}</p>" for w in warn]
+    parts += [f"<p>Run: <code>{html.escape(str(run_dir))}</code></p>",
+              "<h2>Architecture ranking (paper Table III)</h2>", side.to_html(index=False, na_rep=""),
+              "<h2>Best tap per architecture (paper Table IV)</h2>", taps.to_html(index=False, na_rep="")]
+    parts += [f"<p><img src='{html.escape(f.name)}' alt='{html.escape(f.stem)}'></p>" for f in files]
+    parts += ["<h2>Every figure beside the published one</h2>", show.to_html(index=False, na_rep="")]
+    return "\n".join(parts)
+
+
+__all__ = ["write_report", "ranking", "paper_ranking", "best_taps", "compare", "score_rows", "plot_scores",
+           "caveats", "load_table", "np"]
