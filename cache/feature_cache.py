@@ -1,0 +1,162 @@
+"""FeatureCache: target-side features computed once per loss network, reused by every benchmark."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .hot import HotTier
+from .keys import EntryKey, entry_keys
+from .policy import FLOPS_PER_BYTE_THRESHOLD, should_cache
+from .store import STORAGE, Entry, Root
+
+
+class FeatureCache:
+    """Features of dataset items per tap: a hot in-memory LRU tier over a zarr tier at ``url``.
+
+    ``url``: a directory or any fsspec URL. ``hot_bytes``: size of the hot tier (0 disables it);
+    ``hot_device``: where it lives (default: the net's device; pinned host memory if ``pin``).
+    ``cache_policy``: "always", "never" or "auto" (store a tap only if its prefix FLOPs per stored
+    byte exceed ``threshold``, see :mod:`.policy`). ``dtype``: "fp16", "bf16" or "fp32" on disk (None:
+    bf16 for nets under bf16 autocast, else fp16); results are returned in this dtype, hit or miss.
+    ``codec`` and ``chunk_items`` apply to entries this cache creates.
+    """
+
+    def __init__(self, url, *, hot_bytes: int = 256 << 20, hot_device=None, pin: bool = False,
+                 cache_policy: str = "auto", dtype: str | None = None, codec: str = "zstd1",
+                 chunk_items: int = 64, batch_size: int = 64, threshold: float = FLOPS_PER_BYTE_THRESHOLD,
+                 progress: bool = True):
+        self.root = Root(url)
+        self.hot = HotTier(hot_bytes, hot_device or "cpu", pin) if hot_bytes else None
+        self._hot_device_auto = hot_device is None
+        self.policy, self.dtype, self.codec, self.chunk_items = cache_policy, dtype, codec, chunk_items
+        self.batch_size, self.threshold, self.progress = batch_size, threshold, progress
+        self._entries: dict[str, Entry] = {}
+        self.counts = Counter()
+
+    def keys(self, net, dataset: str, preprocessing="") -> dict[str, EntryKey]:
+        """The entry key of each of ``net``'s taps (see :mod:`.keys`)."""
+        return entry_keys(net, dataset, preprocessing, self.dtype)
+
+    def _entry(self, key: EntryKey) -> Entry | None:
+        if key.name not in self._entries:
+            entry = Entry.open(self.root, key)
+            if entry is None:
+                return None
+            self._entries[key.name] = entry
+        return self._entries[key.name]
+
+    def _stored_layers(self, net, preprocessing) -> list[str]:
+        size = preprocessing.get("size", 224) if isinstance(preprocessing, dict) else 224
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        return [t.layer for t in net.taps
+                if should_cache(self.policy, net.arch.name, t.module, t.layer, int(size), self.threshold)]
+
+    def contains(self, net, dataset: str, item_ids: Sequence[str], preprocessing="") -> dict[str, np.ndarray]:
+        """Per tap, a boolean array: which items are stored (done) in the zarr tier."""
+        out = {}
+        for layer, key in self.keys(net, dataset, preprocessing).items():
+            entry = self._entry(key)
+            out[layer] = entry.lookup(list(item_ids)) >= 0 if entry else np.zeros(len(item_ids), bool)
+        return out
+
+    def get_or_compute(self, net, dataset: str, item_ids: Sequence[str],
+                       load_images: Callable[[list[str]], torch.Tensor], preprocessing="") -> dict[str, torch.Tensor]:
+        """``{layer: (N, C, H, W)}`` features of ``item_ids`` in order; only missing items are computed.
+
+        ``load_images(ids)`` returns uint8 (n, 3, H, W) images of those ids. ``preprocessing`` (a
+        string or a JSON-able dict, e.g. ``{"size": 64, "resize": "bilinear"}``) must describe how
+        those images were made: it is part of the key, with the net's normalisation and autocast.
+        Taps the policy does not store are recomputed for every item.
+        """
+        ids = [str(i) for i in item_ids]
+        if len(set(ids)) != len(ids):
+            raise ValueError("item_ids repeat an id")
+        if self.hot is not None and self._hot_device_auto:
+            self.hot.device = net.device
+        keys = self.keys(net, dataset, preprocessing)
+        stored = self._stored_layers(net, preprocessing)
+        out: dict[str, list] = {layer: [None] * len(ids) for layer in net.layers}
+        missing = np.zeros(len(ids), bool) if stored == list(net.layers) else np.ones(len(ids), bool)
+        entry_counts = {}
+        for layer in stored:
+            key, found = keys[layer], self._lookup(keys[layer], ids, out[layer])
+            missing |= ~found
+            entry_counts[layer] = (int(found.sum()), int((~found).sum()))
+        todo = [ids[k] for k in np.flatnonzero(missing)]
+        if todo:
+            self._compute(net, keys, stored, todo, load_images, out, {i: k for k, i in enumerate(ids)})
+        for layer, (hits, misses) in entry_counts.items():
+            entry = self._entry(keys[layer])
+            if entry is not None:
+                entry.record_use(hits, misses)
+        if not ids:
+            return {layer: torch.empty(0) for layer in net.layers}
+        return {layer: torch.stack([t.to(net.device) for t in ts]) for layer, ts in out.items()}
+
+    def _lookup(self, key: EntryKey, ids: list[str], dest: list) -> np.ndarray:
+        """Fill ``dest`` with what the hot and zarr tiers hold; returns the found mask."""
+        found = np.zeros(len(ids), bool)
+        for k, i in enumerate(ids):
+            t = self.hot.get((key.name, i)) if self.hot is not None else None
+            if t is not None:
+                dest[k], found[k] = t, True
+        self.counts["hot_hits"] += int(found.sum())
+        entry = self._entry(key)
+        if entry is None or found.all():
+            return found
+        ask = np.flatnonzero(~found)
+        rows = entry.lookup([ids[k] for k in ask])
+        hit = rows >= 0
+        if hit.any():
+            order = np.argsort(rows[hit])  # read in row order (chunk locality)
+            feats = entry.read(rows[hit][order])
+            for t, k in zip(feats, ask[hit][order]):
+                dest[k], found[k] = t, True
+                if self.hot is not None:
+                    self.hot.put((key.name, ids[k]), t)
+            self.counts["disk_hits"] += int(hit.sum())
+            self.counts["bytes_read"] += feats.numel() * feats.element_size()
+        return found
+
+    def _compute(self, net, keys, stored, todo, load_images, out, position) -> None:
+        """Run ``net`` over ``todo`` in batches; store the taps in ``stored``, fill ``out``."""
+        step = max(self.batch_size, self.chunk_items)
+        bar = tqdm(total=len(todo), desc=f"features {net.arch.name}", unit="img",
+                   disable=not self.progress or len(todo) < 2 * step, leave=False)
+        for start in range(0, len(todo), step):
+            batch = todo[start:start + step]
+            images = load_images(batch)
+            if images.dtype != torch.uint8 or images.dim() != 4 or len(images) != len(batch):
+                raise ValueError(f"load_images must return uint8 (n,3,H,W) for n={len(batch)} ids, "
+                                 f"got {images.dtype} {tuple(images.shape)}")
+            feats = net.extract(images, batch_size=self.batch_size, out_device="cpu")
+            for layer, f in feats.items():
+                f = f.to(STORAGE[keys[layer].dtype][1])
+                if layer in stored:
+                    entry = self._entry(keys[layer]) or Entry.create(
+                        self.root, keys[layer], tuple(f.shape[1:]), tuple(images.shape[1:]), self.codec,
+                        self.chunk_items)
+                    self._entries[keys[layer].name] = entry
+                    if list(entry.meta["input_shape"]) != list(images.shape[1:]):
+                        raise ValueError(f"images of shape {tuple(images.shape[1:])} for entry {entry.name} made "
+                                         f"from {tuple(entry.meta['input_shape'])}: put the size in `preprocessing`")
+                    written = entry.write(batch, f)
+                    self.counts["stored"] += written
+                    self.counts["bytes_written"] += written * f[0].numel() * f.element_size()
+                for t, i in zip(f, batch):
+                    out[layer][position[i]] = t
+                    if self.hot is not None and layer in stored:
+                        self.hot.put((keys[layer].name, i), t)
+            self.counts["computed"] += len(batch)
+            bar.update(len(batch))
+        bar.close()
+
+    def stats(self) -> dict:
+        """Counters of this cache object: hot_hits, disk_hits, computed, stored, bytes read/written, hot tier size."""
+        hot = {"hot_items": len(self.hot), "hot_bytes": self.hot.bytes} if self.hot is not None else {}
+        return {**{k: self.counts[k] for k in ("hot_hits", "disk_hits", "computed", "stored", "bytes_read",
+                                               "bytes_written")}, **hot}

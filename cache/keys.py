@@ -1,0 +1,61 @@
+"""Entry keys: everything that determines a tap's features, hashed into the entry's name.
+
+One entry holds one tap of one loss network over one dataset; its items are addressed by id. The key
+is architecture, tap (letter and module path), weights digest (sha256 of the tensors), preprocessing
+(the caller's description of how pixels were made, e.g. size and resize filter, plus the net's input
+normalisation and autocast), dataset, storage dtype and engine version. Any change gives another
+name, so a change is a miss; the full key is also stored in the entry and checked on open.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+
+DTYPES = ("fp16", "bf16", "fp32")
+
+
+def canonical(value) -> str:
+    """A stable string for a preprocessing description (str, or a JSON-able dict)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class EntryKey:
+    arch: str
+    layer: str
+    module: str
+    weights_digest: str
+    preprocessing: str
+    normalize: str
+    amp: str
+    dataset: str
+    dtype: str
+    engine_version: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        """Entry path inside the cache root: ``dataset/arch/layer-<hash>``."""
+        safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s)  # noqa: E731
+        return f"{safe(self.dataset)}/{safe(self.arch)}/{safe(self.layer)}-{self.digest[:16]}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def entry_keys(net, dataset: str, preprocessing="", dtype: str | None = None) -> dict[str, EntryKey]:
+    """The key of each tap of ``net`` (a LossNetwork) for ``dataset``; dtype None: bf16 under bf16 autocast, else fp16."""
+    from lossnets import __version__
+
+    dtype = dtype or ("bf16" if net.amp == "bf16" else "fp16")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return {t.layer: EntryKey(arch=net.arch.name, layer=t.layer, module=t.module, weights_digest=net.weights_digest,
+                              preprocessing=canonical(preprocessing), normalize=net.normalize, amp=str(net.amp),
+                              dataset=dataset, dtype=dtype, engine_version=__version__)
+            for t in net.taps}

@@ -1,0 +1,44 @@
+"""Which taps are worth caching: recomputing must cost more than reading the features back.
+
+The measure is FLOPs of the network prefix up to the tap per byte of stored features (counted with
+``torch.utils.flop_counter`` on the meta device, so no weights or memory are needed). It is nearly
+independent of the input size (both grow with H*W). A tap is cached under ``auto`` when it exceeds
+``FLOPS_PER_BYTE_THRESHOLD`` = (compute FLOP/s) / (read bytes/s) measured on this machine by
+``benchmarks/speed/cache_bench.py`` (see ``benchmarks/speed/results/cache_policy.csv``).
+"""
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lossnets.engine.registry import get_architecture
+from lossnets.engine.truncate import truncate
+
+POLICIES = ("auto", "always", "never")
+# 2-core CPU, zstd1 fp16: ~40 GFLOP/s (alexnet/squeezenet/resnet18/vgg16 at 64x64, batch 64) over
+# ~0.25 GB/s read-back (decode + copy); rounded. Re-measure with cache_bench.py on other machines.
+FLOPS_PER_BYTE_THRESHOLD = 160.0
+
+
+@cache
+def prefix_flops_per_byte(arch: str, module: str, layer: str, size: int = 224, bytes_per_value: int = 2) -> float:
+    """FLOPs of the prefix up to ``module`` per byte of its output (at ``size`` x ``size``, one image)."""
+    with torch.device("meta"):
+        full = get_architecture(arch).build()
+    prefix = truncate(full, {module: layer})
+    x = torch.empty(1, 3, size, size, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        out = prefix(x)[layer]
+    return counter.get_total_flops() / (out.numel() * bytes_per_value)
+
+
+def should_cache(policy: str, arch: str, module: str, layer: str, size: int = 224,
+                 threshold: float = FLOPS_PER_BYTE_THRESHOLD) -> bool:
+    """Whether a tap is stored under ``policy`` (auto: FLOPs per byte above ``threshold``)."""
+    if policy not in POLICIES:
+        raise ValueError(f"cache_policy must be one of {POLICIES}, got {policy!r}")
+    if policy != "auto":
+        return policy == "always"
+    return prefix_flops_per_byte(arch, module, layer, size) > threshold

@@ -1,0 +1,143 @@
+"""FeatureCache: hits equal fresh features, partial fills, key changes miss, dtypes, hot tier, policy."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cache_helpers as h  # noqa: E402
+
+from lossnets.cache import FeatureCache, entry_keys, prefix_flops_per_byte, should_cache  # noqa: E402
+from lossnets.cache.hot import HotTier  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def net():
+    return h.make_net()
+
+
+class Loader:
+    """load_images that records which ids it was asked for."""
+
+    def __init__(self):
+        self.asked = []
+
+    def __call__(self, names):
+        self.asked += names
+        return h.load_images(names)
+
+
+def test_hits_equal_fresh_features_memory_url(net):
+    url, names = "memory://fc-hits", h.ids(0, 20)
+    first = FeatureCache(url, cache_policy="always", chunk_items=8, progress=False)
+    computed = first.get_or_compute(net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    fresh = net.extract(h.load_images(names))
+    cold = FeatureCache(url, cache_policy="always", hot_bytes=0)  # zarr tier only
+    load = Loader()
+    hits = cold.get_or_compute(net, "synthetic", names[::-1], load, preprocessing=h.PREP)
+    assert load.asked == [] and cold.stats()["disk_hits"] == 4 * len(names)
+    for layer in net.layers:
+        assert hits[layer].dtype == torch.float16
+        assert torch.equal(hits[layer].flip(0), computed[layer])
+        assert torch.equal(computed[layer], fresh[layer].half())
+    again = first.get_or_compute(net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    assert first.stats()["hot_hits"] == 4 * len(names) and torch.equal(again["M"], computed["M"])
+
+
+def test_partial_fill_computes_only_missing(net, tmp_path):
+    cache = FeatureCache(tmp_path, cache_policy="always", chunk_items=4, hot_bytes=0, progress=False)
+    cache.get_or_compute(net, "synthetic", h.ids(0, 6), Loader(), preprocessing=h.PREP)
+    load = Loader()
+    out = cache.get_or_compute(net, "synthetic", h.ids(3, 11), load, preprocessing=h.PREP)
+    assert load.asked == h.ids(6, 11)
+    fresh = net.extract(h.load_images(h.ids(3, 11)))
+    assert all(torch.equal(out[k], fresh[k].half()) for k in net.layers)
+    assert cache.contains(net, "synthetic", h.ids(9, 13), preprocessing=h.PREP)["L"].tolist() == [1, 1, 0, 0]
+
+
+def test_any_key_change_is_a_miss(net, tmp_path, monkeypatch):
+    cache = FeatureCache(tmp_path, cache_policy="always", progress=False)
+    names = h.ids(0, 3)
+    cache.get_or_compute(net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    seen = lambda n, **kw: cache.contains(n, kw.pop("dataset", "synthetic"), names, **kw)["E"].all()  # noqa: E731
+    assert seen(net, preprocessing=h.PREP)
+    assert not seen(h.make_net(seed=1, layers=("E",)), preprocessing=h.PREP)  # other weights
+    assert not seen(net, preprocessing={"size": 32})
+    assert not seen(net, dataset="other", preprocessing=h.PREP)
+    assert not FeatureCache(tmp_path, dtype="fp32").contains(net, "synthetic", names, preprocessing=h.PREP)["E"].all()
+    monkeypatch.setattr("lossnets.__version__", "9.9.9")
+    assert not seen(net, preprocessing=h.PREP)
+
+
+def test_weights_digest_not_file_name(net, tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save(h.make_net().body.state_dict(), path)
+    keys = lambda n: entry_keys(n, "synthetic", h.PREP)["E"]  # noqa: E731
+    assert keys(net).weights_digest == net.weights_digest
+    assert keys(net).name != keys(h.make_net(seed=1, layers=("E",))).name
+
+
+def test_entry_with_other_metadata_is_an_error(net, tmp_path):
+    cache = FeatureCache(tmp_path, cache_policy="always", progress=False)
+    cache.get_or_compute(net, "synthetic", h.ids(0, 2), Loader(), preprocessing=h.PREP)
+    key = entry_keys(net, "synthetic", h.PREP)["E"]
+    meta_path = tmp_path / key.name / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["key"]["engine_version"] = "0.0.1"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another key"):
+        FeatureCache(tmp_path).contains(net, "synthetic", h.ids(0, 2), preprocessing=h.PREP)
+
+
+def test_bf16_stored_as_raw_16_bits(net):
+    url, names = "memory://fc-bf16", h.ids(0, 5)
+    out = FeatureCache(url, cache_policy="always", dtype="bf16", progress=False).get_or_compute(
+        net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    back = FeatureCache(url, cache_policy="always", dtype="bf16", hot_bytes=0).get_or_compute(
+        net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    fresh = net.extract(h.load_images(names))
+    assert back["S"].dtype == torch.bfloat16 and torch.equal(back["S"], out["S"])
+    assert torch.equal(back["S"], fresh["S"].bfloat16())
+    import zarr
+    key = entry_keys(net, "synthetic", h.PREP, "bf16")["S"]
+    arr = zarr.open_group(f"{url}/{key.name}", mode="r")["data"]
+    assert arr.dtype == np.uint16 and arr.attrs["bfloat16_as_uint16"]
+
+
+def test_wrong_image_size_for_entry_is_an_error(net, tmp_path):
+    cache = FeatureCache(tmp_path, cache_policy="always", progress=False)
+    cache.get_or_compute(net, "synthetic", h.ids(0, 2), Loader(), preprocessing=h.PREP)
+    small = lambda names: h.load_images(names)[:, :, :32, :32]  # noqa: E731
+    with pytest.raises(ValueError, match="preprocessing"):
+        cache.get_or_compute(net, "synthetic", h.ids(2, 4), small, preprocessing=h.PREP)
+
+
+def test_hot_tier_is_lru_by_bytes():
+    hot = HotTier(max_bytes=3 * 400)
+    for i in range(3):
+        hot.put(("e", str(i)), torch.zeros(100))
+    hot.get(("e", "0"))
+    hot.put(("e", "3"), torch.zeros(100))
+    assert hot.get(("e", "1")) is None and hot.get(("e", "0")) is not None
+    assert hot.bytes == 1200 and len(hot) == 3
+    hot.put(("e", "big"), torch.zeros(1000))
+    assert hot.get(("e", "big")) is None
+
+
+def test_auto_policy_stores_deep_taps_only(net):
+    arch = net.arch
+    fpb = [prefix_flops_per_byte(arch.name, t.module, t.layer, 64) for t in arch.taps]
+    assert fpb == sorted(fpb) and fpb[0] > 0
+    threshold = (fpb[1] + fpb[2]) / 2
+    assert [should_cache("auto", arch.name, t.module, t.layer, 64, threshold) for t in arch.taps] == [0, 0, 1, 1]
+    cache = FeatureCache("memory://fc-auto", threshold=threshold, progress=False)
+    out = cache.get_or_compute(net, "synthetic", h.ids(0, 3), Loader(), preprocessing=h.PREP)
+    stored = cache.contains(net, "synthetic", h.ids(0, 3), preprocessing=h.PREP)
+    assert {k: bool(v.all()) for k, v in stored.items()} == {"E": False, "S": False, "M": True, "L": True}
+    assert torch.equal(out["E"], net.extract(h.load_images(h.ids(0, 3)))["E"].half())
+    assert not FeatureCache("memory://fc-never", cache_policy="never").get_or_compute(
+        net, "synthetic", h.ids(0, 1), Loader(), preprocessing=h.PREP)["E"].isnan().any()
+    assert FeatureCache("memory://fc-never").root.entry_names() == []
