@@ -1,0 +1,139 @@
+"""Benchmark 2 (super-resolution): a tiny run, lockstep = separate training, collapse, evaluation."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lossnets import LossNetwork
+from lossnets.benchmarks import superres
+from lossnets.benchmarks.image_metrics import rgb_to_y, shave, to_uint8
+from lossnets.benchmarks.sr_data import load_sr_folder, load_test_folder, make_sr
+from lossnets.benchmarks.transform_net import build_transform_net
+
+ARCH = "squeezenet1_1"  # the smallest loss network: quick on a CPU
+SIZE = 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions are far faster on one thread, above all on a shared, loaded 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_sr(tmp_path_factory.mktemp("sr"), n_train=12, n_val=3, test_sets={"set5": 2, "set14": 2}, size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def sets(data):
+    return load_sr_folder(data / "train", SIZE, 4), load_sr_folder(data / "val", SIZE, 4)
+
+
+def _net(layers):
+    return LossNetwork(ARCH, layers=layers, weights="random", device="cpu")
+
+
+def test_tiny_run_beats_initial_validation_psnr(data):
+    df = superres.run(_net(("E", "S")), str(data / "train"), str(data / "val"),
+                      {"set5": str(data / "test" / "set5"), "set14": str(data / "test" / "set14")},
+                      scale=4, iterations=24, batch=4, size=SIZE, val_every=8, progress=False)
+    assert len(df) == 2 * 2 * 2  # taps x test sets x metrics
+    assert set(df["benchmark"]) == {"superres_x4"} and set(df["metric"]) == {"psnr", "ssim"}
+    assert set(df["dataset"]) == {"set5", "set14"} and set(df["layer"]) == {"E", "S"}
+    assert (df["status"] == "ok").all() and df["value"].notna().all()
+    assert (df["weights"] == "random").all() and df["paper_value"].isna().all()
+    assert (df["val_psnr"] > df["val_psnr_initial"]).all()
+    assert df.loc[df.metric == "ssim", "value"].between(-1, 1).all()
+
+
+def _params(model):
+    return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()])
+
+
+def test_lockstep_equals_separate_training(sets):
+    train, val = sets
+    kw = dict(scale=4, iterations=5, batch=3, val_every=2, seed=3)
+    both = superres.train_lockstep(_net(("E", "S")), train, val, **kw)
+    for m in both:
+        alone = superres.train_lockstep(_net((m.layer,)), train, val, **kw)[0]
+        assert alone.layer == m.layer
+        torch.testing.assert_close(_params(m.model), _params(alone.model), rtol=1e-5, atol=1e-6)
+        assert m.best_iteration == alone.best_iteration
+        assert [h[0] for h in m.history] == [h[0] for h in alone.history] == [0, 2, 4, 5]
+    assert not torch.equal(_params(both[0].model), _params(both[1].model))
+
+
+def test_several_loss_networks_in_lockstep(sets):
+    train, val = sets
+    nets = [_net(("E",)), LossNetwork(ARCH, layers=("E",), weights="random", seed=1, device="cpu")]
+    models = superres.train_lockstep(nets, train, val, scale=4, iterations=2, batch=2)
+    assert [m.net for m in models] == nets and all(m.ok for m in models)
+
+
+def test_collapse_is_recorded_and_does_not_stop_the_others(sets, data, monkeypatch):
+    train, val = sets
+    real = superres.feature_loss
+
+    def loss(f, g):  # the S tap of squeezenet has 128 channels: make its loss NaN
+        return real(f, g) * (math.nan if f.shape[1] == 128 else 1.0)
+
+    monkeypatch.setattr(superres, "feature_loss", loss)
+    models = superres.train_lockstep(_net(("E", "S")), train, val, scale=4, iterations=3, batch=2, val_every=1)
+    e, s = models
+    assert e.ok and e.best_iteration > 0
+    assert s.status == "collapsed: NaN loss at iteration 1"
+    tests = {"set5": load_test_folder(data / "test" / "set5", SIZE, 4)}
+    rows = superres.result_rows(models, tests, 4, "paper")
+    bad = [r for r in rows if r["layer"] == "S"]
+    assert len(bad) == 2 and all(math.isnan(r["value"]) and r["status"].startswith("collapsed") for r in bad)
+    assert all(math.isfinite(r["value"]) for r in rows if r["layer"] == "E")
+
+
+def test_constant_output_is_a_collapse(sets):
+    _, val = sets
+    m = superres.build_models([_net(("E",))], 4, "paper")[0]
+    with torch.no_grad():
+        m.model.tail.weight.zero_()
+        m.model.tail.bias.fill_(50.0)  # tanh saturates: every pixel 1
+    assert math.isnan(superres.validate(m, val))
+    assert m.status == "collapsed: constant output"
+
+
+def test_standard_evaluation_equals_skimage(data):
+    scale = 4
+    model = build_transform_net(scale, "standard", seed=0).eval()
+    images = load_test_folder(data / "test" / "set14", SIZE, scale, "standard")
+    ours = superres.evaluate(model, images, scale, "standard", "cpu")
+    p, s = [], []
+    for im in images:
+        with torch.no_grad():
+            out = model(im.lr[None].float() / 255)
+        y_sr = shave(rgb_to_y(to_uint8(out)), scale)[0, 0].numpy()
+        y_hr = shave(rgb_to_y(im.hr[None]), scale)[0, 0].numpy()
+        assert y_sr.shape == (im.hr.shape[1] - 2 * scale, im.hr.shape[2] - 2 * scale)
+        p.append(peak_signal_noise_ratio(y_hr, y_sr, data_range=255))
+        s.append(structural_similarity(y_hr, y_sr, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                       data_range=255))
+    assert ours["psnr"] == pytest.approx(np.mean(p), abs=1e-6)
+    assert ours["ssim"] == pytest.approx(np.mean(s), abs=1e-6)
+
+
+def test_paper_values_beside_imagenet_rows():
+    rows = [{"benchmark": "superres_x4", "arch": "vgg16", "layer": "E", "weights": w, "dataset": "set5",
+             "metric": "psnr", "value": 1.0} for w in ("imagenet", "random")]
+    from lossnets.benchmarks.results import tidy, with_paper_values
+    df = with_paper_values(tidy(rows))
+    assert df["paper_value"].iloc[0] == pytest.approx(30.3) and math.isnan(df["paper_value"].iloc[1])
+
+
+def test_run_rejects_bad_options(data):
+    with pytest.raises(ValueError, match="protocol"):
+        superres.run(_net(("E",)), "a", "b", {"x": "c"}, protocol="x")
+    with pytest.raises(ValueError, match="scale"):
+        superres.run(_net(("E",)), str(data / "train"), str(data / "val"), {"x": "c"}, scale=3)
