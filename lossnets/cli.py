@@ -34,6 +34,28 @@ def _cmd_list(args) -> None:
 # --- commands added by each room go below this line, one function each ---
 
 
+def _cmd_cache(args) -> None:
+    from lossnets.cache import admin
+    if args.action == "ls":
+        import pandas as pd
+        df = pd.DataFrame(admin.entries(args.url))
+        print(df.to_string(index=False) if len(df) else f"no entries under {args.url}")
+    elif args.action == "du":
+        print(f"{admin.disk_usage(args.url) / 2**20:.1f} MiB\t{args.url}")
+    elif args.action == "verify":
+        bad = admin.verify(args.url, args.entries or None)
+        for b in bad:
+            print(f"BAD {b['entry']} chunk {b['chunk']} rows {b['rows']}: {b['reason']}")
+        if bad:
+            raise ValueError(f"{len(bad)} bad chunk(s); remove their entries with `lossnets cache rm`")
+        print("all checksums match")
+    elif args.action == "rm":
+        if not args.entries:
+            raise ValueError("name the entries (or prefixes such as a dataset name) to remove")
+        for name in admin.remove(args.url, args.entries):
+            print(f"removed {name}")
+
+
 def _cmd_sweep(args) -> None:
     from lossnets.benchmarks.sweep import sweep
     if args.config is None and not args.resume:
@@ -69,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     # --- parsers added by each room go below this line ---
+    p = sub.add_parser("cache", help="feature cache: ls (entries, sizes, hits) | du | verify (checksums) | rm")
+    p.add_argument("action", choices=["ls", "du", "verify", "rm"])
+    p.add_argument("url", help="cache root: a directory or an fsspec URL")
+    p.add_argument("entries", nargs="*", help="entry names or prefixes (verify: default all; rm: required)")
+    p.set_defaults(func=_cmd_cache)
     p = sub.add_parser("sweep", help="run a full grid of (benchmark, arch, tap) cells; a rerun skips finished cells")
     p.add_argument("--config", default=None, help="sweep config TOML ([sweep] grid and one section per benchmark)")
     p.add_argument("--out", required=True, help="RUN_DIR: cells/, results.csv")
