@@ -38,20 +38,24 @@ def blocks(c: int, p: int, block_c: int | None = None, block_p: int | None = Non
 
 
 @triton.jit
-def _rowsum_kernel(src, dst, K, scale, BLOCK: tl.constexpr):
-    """dst[r] = scale * sum_k src[r, k] (row-major, fp32), always in the same order."""
-    r = tl.program_id(0)
-    offs = tl.arange(0, BLOCK)
-    acc = tl.zeros([BLOCK], tl.float32)
-    for k0 in range(0, K, BLOCK):
-        k = k0 + offs
-        acc += tl.load(src + r.to(tl.int64) * K + k, mask=k < K, other=0.0)
-    tl.store(dst + r, tl.sum(acc, 0) * scale)
+def _rowsum_kernel(src, dst, R, K, scale, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr):
+    """dst[r] = scale * sum_k src[r, k] (row-major, fp32) for a block of rows, always in the same order."""
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rm = r < R
+    row = src + r.to(tl.int64)[:, None] * K
+    kr = tl.arange(0, BLOCK_K)
+    acc = tl.zeros([BLOCK_R, BLOCK_K], tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        k = k0 + kr
+        acc += tl.load(row + k[None, :], mask=rm[:, None] & (k < K)[None, :], other=0.0)
+    tl.store(dst + r, tl.sum(acc, 1) * scale, mask=rm)
 
 
 def rowsum(partials: torch.Tensor, scale: float) -> torch.Tensor:
     """Second stage of a deterministic reduction: (R, K) fp32 partial sums -> (R,) fp32."""
     r, k = partials.shape
     out = torch.empty(r, dtype=torch.float32, device=partials.device)
-    _rowsum_kernel[(r,)](partials, out, k, scale, BLOCK=min(triton.next_power_of_2(k), 1024))
+    bk = min(triton.next_power_of_2(k), 256)
+    br = min(triton.next_power_of_2(r), max(1, 4096 // bk))
+    _rowsum_kernel[(triton.cdiv(r, br),)](partials, out, r, k, scale, BLOCK_R=br, BLOCK_K=bk)
     return out

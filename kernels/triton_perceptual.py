@@ -18,21 +18,6 @@ from .triton_common import blocks, flat_strides, rowsum, write_back
 
 
 @triton.jit
-def _norms(x_base, y_base, sxc, syc, C, cr, pm, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, eps):
-    """Per-pixel inverse channel norms 1/sqrt(sum x^2 + eps) of both maps."""
-    ssx = tl.zeros([BLOCK_P], tl.float32)
-    ssy = tl.zeros([BLOCK_P], tl.float32)
-    for c0 in range(0, C, BLOCK_C):
-        c = c0 + cr
-        m = (c < C)[:, None] & pm[None, :]
-        x = tl.load(x_base + c[:, None] * sxc, mask=m, other=0.0).to(tl.float32)
-        y = tl.load(y_base + c[:, None] * syc, mask=m, other=0.0).to(tl.float32)
-        ssx += tl.sum(x * x, 0)
-        ssy += tl.sum(y * y, 0)
-    return 1.0 / tl.sqrt(ssx + eps), 1.0 / tl.sqrt(ssy + eps)
-
-
-@triton.jit
 def _fwd_kernel(f0, f1, w, part, C, P, NB, s0n, s0c, s0p, s1n, s1c, s1p, eps,
                 HAS_W: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
@@ -42,9 +27,19 @@ def _fwd_kernel(f0, f1, w, part, C, P, NB, s0n, s0c, s0p, s1n, s1c, s1p, eps,
     cr = tl.arange(0, BLOCK_C)
     x_base = f0 + n * s0n + p[None, :] * s0p
     y_base = f1 + n * s1n + p[None, :] * s1p
-    inv0, inv1 = _norms(x_base, y_base, s0c, s1c, C, cr, pm, BLOCK_C, BLOCK_P, eps)
+    ss0 = tl.zeros([BLOCK_P], tl.float32)
+    ss1 = tl.zeros([BLOCK_P], tl.float32)
+    for c0 in range(0, C, BLOCK_C):  # pass 1: the channel norms
+        c = c0 + cr
+        m = (c < C)[:, None] & pm[None, :]
+        x = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32)
+        y = tl.load(y_base + c[:, None] * s1c, mask=m, other=0.0).to(tl.float32)
+        ss0 += tl.sum(x * x, 0)
+        ss1 += tl.sum(y * y, 0)
+    inv0 = 1.0 / tl.sqrt(ss0 + eps)
+    inv1 = 1.0 / tl.sqrt(ss1 + eps)
     acc = tl.zeros([BLOCK_P], tl.float32)
-    for c0 in range(0, C, BLOCK_C):
+    for c0 in range(0, C, BLOCK_C):  # pass 2: weighted squared difference of the unit vectors
         c = c0 + cr
         m = (c < C)[:, None] & pm[None, :]
         x = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32)
@@ -68,7 +63,17 @@ def _bwd_kernel(go, f0, f1, w, g0, g1, gw_part, C, P, NB, NNB,
     cr = tl.arange(0, BLOCK_C)
     x_base = f0 + n * s0n + p[None, :] * s0p
     y_base = f1 + n * s1n + p[None, :] * s1p
-    inv0, inv1 = _norms(x_base, y_base, s0c, s1c, C, cr, pm, BLOCK_C, BLOCK_P, eps)
+    ss0 = tl.zeros([BLOCK_P], tl.float32)
+    ss1 = tl.zeros([BLOCK_P], tl.float32)
+    for c0 in range(0, C, BLOCK_C):  # pass 1: the channel norms
+        c = c0 + cr
+        m = (c < C)[:, None] & pm[None, :]
+        x = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32)
+        y = tl.load(y_base + c[:, None] * s1c, mask=m, other=0.0).to(tl.float32)
+        ss0 += tl.sum(x * x, 0)
+        ss1 += tl.sum(y * y, 0)
+    inv0 = 1.0 / tl.sqrt(ss0 + eps)
+    inv1 = 1.0 / tl.sqrt(ss1 + eps)
     scale = tl.load(go + n).to(tl.float32) * inv_p
     # pass 2: <a, g> and <b, g> per pixel, and the weight-gradient partials
     dot0 = tl.zeros([BLOCK_P], tl.float32)
