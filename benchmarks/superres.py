@@ -17,7 +17,6 @@ Public entry point: :func:`run`.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -116,49 +115,46 @@ class BatchSampler:
 
 
 class TargetSource:
-    """Target features of HR training images for one loss network: from the feature cache where its
-    policy says caching pays, otherwise from a forward pass under no_grad."""
+    """Target features of HR training images for one loss network.
 
-    def __init__(self, net: LossNetwork, train: SRSet, cache=None, size: int | None = None):
+    From the feature cache where its policy says caching pays for every tap of the net (recomputing
+    costs more than reading back: ``lossnets.cache.should_cache``), otherwise from one forward pass
+    under no_grad (a tap that does not pay needs that pass anyway, and it gives the deeper taps too)."""
+
+    def __init__(self, net: LossNetwork, train: SRSet, cache=None):
         self.net, self.train = net, train
-        self.cache = cache if cache is not None and _cache_pays(cache, net, size or train.hr.shape[-1]) else None
+        self.size = int(train.hr.shape[-1])
+        self.cache = cache if cache is not None and cache_pays(cache, net, self.size) else None
         self.dataset = f"superres-train:{Path(train.folder).resolve()}" if train.folder else "superres-train"
-        self.preprocessing = {"benchmark": "superres", "hr": "shorter-side bicubic antialiased resize + centre crop",
-                              "size": int(train.hr.shape[-1])}
+        # how the HR pixels were made (independent of scale and protocol: entries are shared by all runs)
+        self.preprocessing = {"benchmark": "superres", "size": self.size,
+                              "hr": "resize shorter side (bicubic, antialiased) + centre crop"}
         self.index = {name: i for i, name in enumerate(train.names)}
 
     def __call__(self, idx: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.cache is None:
             with torch.no_grad():
                 return {k: v.float() for k, v in self.net(hr).items()}
-        ids = [self.train.names[i] for i in idx.tolist()]
-        load = lambda item_ids: self.train.hr[[self.index[i] for i in item_ids]]  # noqa: E731
-        kwargs = {}
-        if "preprocessing" in inspect.signature(self.cache.get_or_compute).parameters:
-            kwargs["preprocessing"] = self.preprocessing
-        feats = self.cache.get_or_compute(self.net, self.dataset, ids, load, **kwargs)
-        # cached tensors may be inference tensors; clone so autograd can save them
-        return {k: v.to(self.net.device).float().clone() for k, v in feats.items()}
+        names = [self.train.names[i] for i in idx.tolist()]
+        unique = list(dict.fromkeys(names))  # a batch straddling two epochs may repeat an image
+        load = lambda ids: self.train.hr[[self.index[i] for i in ids]]  # noqa: E731
+        feats = self.cache.get_or_compute(self.net, self.dataset, unique, load, preprocessing=self.preprocessing)
+        pos = torch.tensor([unique.index(n) for n in names])
+        # cached tensors may be inference tensors or fp16: copy to fp32 so autograd can save them
+        return {k: v[pos].to(self.net.device).float().clone() for k, v in feats.items()}
 
 
 def _open_cache(cache):
     if cache is None or not isinstance(cache, (str, Path)):
         return cache
     from ..cache import FeatureCache
-    return FeatureCache(str(cache))
+    return FeatureCache(str(cache), progress=False)
 
 
-def _cache_pays(cache, net: LossNetwork, size: int) -> bool:
-    """Ask the cache's policy whether caching this loss network's targets pays; without a policy, yes."""
-    for owner in (cache, __import__("lossnets.cache", fromlist=["_"])):
-        for name in ("caching_pays", "pays"):
-            fn = getattr(owner, name, None)
-            if callable(fn):
-                try:
-                    return bool(fn(net, size))
-                except TypeError:
-                    return bool(fn(net))
-    return True
+def cache_pays(cache, net: LossNetwork, size: int) -> bool:
+    """Whether the cache's policy stores every tap of ``net`` at ``size`` (then targets are read back)."""
+    from ..cache import should_cache
+    return all(should_cache(cache.policy, net.arch.name, t.module, t.layer, size, cache.threshold) for t in net.taps)
 
 
 def _to_float(x: torch.Tensor, device) -> torch.Tensor:

@@ -137,3 +137,21 @@ def test_run_rejects_bad_options(data):
         superres.run(_net(("E",)), "a", "b", {"x": "c"}, protocol="x")
     with pytest.raises(ValueError, match="scale"):
         superres.run(_net(("E",)), str(data / "train"), str(data / "val"), {"x": "c"}, scale=3)
+
+
+def test_targets_from_the_feature_cache(sets, tmp_path):
+    from lossnets.cache import FeatureCache
+    train, val = sets
+    net = _net(("E", "S"))
+    cache = FeatureCache(tmp_path / "cache", cache_policy="always", progress=False)
+    models = superres.train_lockstep(net, train, val, scale=4, iterations=6, batch=4, val_every=3, cache=cache)
+    assert all(m.ok for m in models)
+    st = cache.stats()
+    assert st["computed"] == len(train) and st["hot_hits"] + st["disk_hits"] > 0
+    # the same targets as a forward pass, up to the cache's fp16 storage
+    src = superres.TargetSource(net, train, cache)
+    idx = torch.tensor([0, 5, 5])
+    cached, direct = src(idx, train.hr[idx]), superres.TargetSource(net, train)(idx, train.hr[idx])
+    for k in net.layers:
+        torch.testing.assert_close(cached[k], direct[k], rtol=2e-3, atol=2e-3)
+    assert superres.TargetSource(net, train, FeatureCache(tmp_path / "c2", cache_policy="never")).cache is None
