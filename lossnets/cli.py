@@ -34,6 +34,34 @@ def _cmd_list(args) -> None:
 # --- commands added by each room go below this line, one function each ---
 
 
+def _cmd_similarity(args) -> None:
+    from lossnets.benchmarks.similarity import evaluate
+    df = evaluate(args.archs, args.layers, args.data, weights=args.weights, seed=args.seed, device=args.device,
+                  amp=args.amp, compile=args.compile, cache=args.cache, out=args.out, subsets=args.subsets,
+                  batch_size=args.batch_size, progress=not args.quiet)
+    agg = df[df["dataset"].isin(["2afc/val", "jnd/val"])]
+    table = agg.pivot_table(index=["arch", "layer"], columns="dataset", values="value", sort=False)
+    print(table.to_string(float_format="%.4f"))
+    if (df["data"] == "synthetic").any():
+        print("NOTE: the data set is SYNTHETIC (made by `lossnets data make-bapps`): its judgments are not human "
+              "and the scores say nothing about perception; rows are labelled data=synthetic")
+    if args.out:
+        print(f"wrote {args.out} ({len(df)} rows)")
+
+
+def _cmd_data_make_bapps(args) -> None:
+    from lossnets.benchmarks.bapps import make_bapps
+    root = make_bapps(args.dir, size=args.size, jnd_size=args.jnd_size, seed=args.seed)
+    print(f"wrote a SYNTHETIC BAPPS-layout set to {root} (scikit-image photo patches, SYNTHETIC judgments from a "
+          f"pixel metric plus noise, not human; see {root}/README.txt). For tests and demos only.")
+
+
+def _cmd_data_download(args) -> None:
+    from lossnets.benchmarks.download import fetch
+    for path in fetch(args.name, args.dir, parts=args.parts, base_url=args.base_url, progress=not args.quiet):
+        print(f"ready: {path}")
+
+
 def _cmd_cache(args) -> None:
     from lossnets.cache import admin
     if args.action == "ls":
@@ -91,6 +119,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     # --- parsers added by each room go below this line ---
+    p = sub.add_parser("similarity", help="benchmark 1: BAPPS 2AFC and JND mAP of every loss network")
+    _add_grid_args(p)
+    _add_engine_args(p)
+    p.add_argument("--data", required=True, help="BAPPS folder (2afc/val/..., jnd/val/...)")
+    p.add_argument("--subsets", nargs="+", default=None,
+                   help="subsets to use: 2afc/val/cnn, jnd, cnn, ... (default: every one found)")
+    p.add_argument("--cache", default=None, help="feature cache URL (directory or fsspec URL)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", default="similarity.csv", help="tidy CSV to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_similarity)
+
+    p = sub.add_parser("superres", help="benchmark 2: super-resolution (Johnson et al.) trained with each loss network")
+    _add_grid_args(p)
+    _add_engine_args(p)
+    p.add_argument("--train", required=True, help="folder of training images (COCO train2014)")
+    p.add_argument("--val", required=True, help="folder of validation images (COCO val2014)")
+    p.add_argument("--test", nargs="+", action="extend", required=True, metavar="NAME=DIR",
+                   help="test folders, e.g. set5=DIR set14=DIR bsd100=DIR")
+    p.add_argument("--scale", type=int, nargs="+", choices=[4, 8], default=[4])
+    p.add_argument("--iterations", type=int, default=200000)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--size", type=int, default=288, help="HR patch size")
+    p.add_argument("--protocol", choices=["paper", "standard"], default="paper")
+    p.add_argument("--val-every", type=int, default=None, help="iterations between validations (default ~1/20 run, at most 1000)")
+    p.add_argument("--n-train", type=int, default=10000, help="training images sampled with --seed (0: all)")
+    p.add_argument("--n-val", type=int, default=100, help="validation images sampled with --seed (0: all)")
+    p.add_argument("--cache", default=None, help="feature cache URL for the target features")
+    p.add_argument("--out", default="superres.csv", help="tidy CSV to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_superres)
+
+    p = sub.add_parser("data", help="make or download data sets")
+    data_sub = p.add_subparsers(dest="action", required=True)  # one parser and one _cmd_data_<action> each
+    q = data_sub.add_parser("make-bapps", help="write a small SYNTHETIC BAPPS-layout set (demo and tests)")
+    q.add_argument("dir")
+    q.add_argument("--size", type=int, default=24, help="triplets per 2AFC subset")
+    q.add_argument("--jnd-size", type=int, default=None, help="pairs per JND subset (default: --size)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_data_make_bapps)
+    q = data_sub.add_parser("download", help="fetch official archives (resumable, verified) and extract them")
+    q.add_argument("name", choices=["bapps"])
+    q.add_argument("dir")
+    q.add_argument("--parts", nargs="+", default=None,
+                   help="archives to fetch (bapps: twoafc_val jnd [twoafc_train]; default: the val ones)")
+    q.add_argument("--base-url", default=None, help="mirror to fetch from instead of the official address")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_cmd_data_download)
     p = sub.add_parser("cache", help="feature cache: ls (entries, sizes, hits) | du | verify (checksums) | rm")
     p.add_argument("action", choices=["ls", "du", "verify", "rm"])
     p.add_argument("url", help="cache root: a directory or an fsspec URL")

@@ -1,0 +1,377 @@
+"""BAPPS (Zhang et al. 2018) in its official layout: the loader and a small synthetic stand-in.
+
+Layout read (the official archives ``twoafc_val`` and ``jnd``)::
+
+    DIR/2afc/val/<subset>/{ref,p0,p1}/<name>.png   DIR/2afc/val/<subset>/judge/<name>.npy
+    DIR/jnd/val/<subset>/{p0,p1}/<name>.png        DIR/jnd/val/<subset>/same/<name>.npy
+
+Files are paired by name. ``judge`` is the fraction of people who found p1 closer to ref, ``same``
+the fraction who found p0 and p1 identical: float arrays of shape (1,) in [0, 1].
+
+Images are decoded once, resized to 64x64 with PIL bilinear and kept as uint8; identical images
+(by content) are stored once, so the features of each are computed once.
+
+``make_bapps`` writes a small set in that layout from the photos scikit-image ships, with SYNTHETIC
+judgments (from a pixel metric plus noise) -- data for tests and the demo, never for results.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .images import ImageError, list_images, read_rgb, save_png
+from .photos import photo_patches
+
+SIZE = 64
+TWOAFC_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")
+JND_SUBSETS = ("traditional", "cnn")
+KINDS = {"2afc": (("ref", "p0", "p1"), "judge"), "jnd": (("p0", "p1"), "same")}
+SYNTHETIC_MARKER = "SYNTHETIC.json"  # written by make_bapps; its presence labels the data set synthetic
+
+
+class BappsError(ValueError):
+    """A BAPPS folder that cannot be used; the message names the file."""
+
+
+@dataclass
+class Subset:
+    """One subset: per item the indices of its images in ``BAPPS.images`` and the human judgment."""
+    kind: str  # "2afc" or "jnd"
+    name: str  # e.g. "2afc/val/cnn"
+    names: list[str]  # item file stems, sorted
+    index: dict[str, np.ndarray]  # "ref"/"p0"/"p1" -> int64 (n,) into BAPPS.images
+    target: np.ndarray  # float64 (n,): judge (2afc) or same (jnd)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass
+class BAPPS:
+    root: Path
+    subsets: dict[str, Subset]  # by name, 2afc first, in the official order
+    images: torch.Tensor  # uint8 (U,3,64,64), every distinct image once
+    keys: list[str]  # content digest of each image (cache item ids)
+    synthetic: bool = False
+    info: dict = field(default_factory=dict)  # contents of the synthetic marker
+
+    @property
+    def label(self) -> str:
+        """``synthetic`` for made data (judgments are not human), ``bapps`` for the official data."""
+        return "synthetic" if self.synthetic else "bapps"
+
+    def of_kind(self, kind: str) -> list[Subset]:
+        return [s for s in self.subsets.values() if s.kind == kind]
+
+    def load_images(self, keys) -> torch.Tensor:
+        """uint8 (n,3,64,64) images by content key (the ``load_images`` of the feature cache)."""
+        pos = self._positions
+        return self.images[torch.as_tensor([pos[k] for k in keys], dtype=torch.long)]
+
+    @property
+    def _positions(self) -> dict[str, int]:
+        if getattr(self, "_pos", None) is None:
+            self._pos = {k: i for i, k in enumerate(self.keys)}
+        return self._pos
+
+
+def _order(kind: str, name: str) -> tuple:
+    official = TWOAFC_SUBSETS if kind == "2afc" else JND_SUBSETS
+    return (official.index(name) if name in official else len(official), name)
+
+
+def find_subsets(root: str | Path) -> list[str]:
+    """Names (``2afc/val/<subset>``, ``jnd/val/<subset>``) of the subsets present under root."""
+    root = Path(root)
+    out = []
+    for kind in KINDS:
+        base = root / kind / "val"
+        if base.is_dir():
+            names = sorted((p.name for p in base.iterdir() if p.is_dir()), key=lambda n: _order(kind, n))
+            out += [f"{kind}/val/{n}" for n in names]
+    return out
+
+
+def resolve_root(root: str | Path) -> Path:
+    """root itself, or root/dataset (where the official archives unpack) if only that holds the data."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BappsError(f"BAPPS folder {root} does not exist")
+    if not find_subsets(root) and find_subsets(root / "dataset"):
+        return root / "dataset"
+    return root
+
+
+def select_subsets(available: list[str], wanted=None) -> list[str]:
+    """Filter subset names: full names (``2afc/val/cnn``), a kind (``2afc``, ``jnd``), ``kind/subset``
+    (``jnd/cnn``) or a bare subset name (``cnn``, in every kind that has it)."""
+    if not wanted:
+        return list(available)
+    chosen = []
+    for w in wanted:
+        w = w.strip("/")
+        hits = [s for s in available
+                if w == s or w == s.split("/")[0] or w == s.split("/")[-1]
+                or w == f"{s.split('/')[0]}/{s.split('/')[-1]}"]
+        if not hits:
+            raise BappsError(f"no subset {w!r}; found: {', '.join(available) or 'none'}")
+        chosen += [h for h in hits if h not in chosen]
+    return [s for s in available if s in chosen]
+
+
+def _read_judgment(path: Path) -> float:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is reported by name
+        raise BappsError(f"cannot read judgment {path}: {e}") from e
+    if arr.shape not in ((1,), ()) or not np.issubdtype(arr.dtype, np.number):
+        raise BappsError(f"judgment {path} has shape {arr.shape} dtype {arr.dtype}; expected a float array of shape (1,)")
+    v = float(arr.reshape(-1)[0])
+    if not (0.0 <= v <= 1.0):
+        raise BappsError(f"judgment {path} is {v}; expected a value in [0, 1]")
+    return v
+
+
+def _pair_files(folder: Path, kind: str) -> tuple[list[str], dict[str, list[Path]], list[Path]]:
+    """Stems present in every folder of a subset; an error naming the first unpaired file."""
+    image_dirs, target_dir = KINDS[kind]
+    found: dict[str, dict[str, Path]] = {}
+    for d in image_dirs:
+        try:
+            found[d] = {p.stem: p for p in list_images(folder / d)}
+        except ImageError as e:
+            raise BappsError(str(e)) from None
+    tdir = folder / target_dir
+    if not tdir.is_dir():
+        raise BappsError(f"judgment folder {tdir} does not exist")
+    found[target_dir] = {p.stem: p for p in sorted(tdir.glob("*.npy"))}
+    all_stems = sorted(set().union(*found.values()))
+    for d, files in found.items():
+        missing = [s for s in all_stems if s not in files]
+        if missing:
+            other = next(o for o in found if missing[0] in found[o])
+            suffix = ".npy" if d == target_dir else found[other][missing[0]].suffix
+            raise BappsError(f"{folder / d / (missing[0] + suffix)} is missing (its pair "
+                             f"{found[other][missing[0]]} exists); {len(missing)} file(s) unpaired in {folder / d}")
+    return all_stems, {d: [found[d][s] for s in all_stems] for d in image_dirs}, [found[target_dir][s] for s in all_stems]
+
+
+def load_bapps(root: str | Path, subsets=None, *, size: int = SIZE, workers: int | None = None,
+               progress: bool = False) -> BAPPS:
+    """Load the BAPPS val subsets found under root (or those chosen by ``subsets``)."""
+    root = resolve_root(root)
+    available = find_subsets(root)
+    if not available:
+        raise BappsError(f"{root} holds no BAPPS subsets (expected 2afc/val/<subset>/ref,p0,p1,judge "
+                         "or jnd/val/<subset>/p0,p1,same)")
+    names = select_subsets(available, subsets)
+    plan = []  # (subset name, kind, stems, {dir: paths}, target paths)
+    for name in names:
+        kind = name.split("/")[0]
+        stems, images, targets = _pair_files(root / name, kind)
+        plan.append((name, kind, stems, images, targets))
+
+    paths = [p for *_, images, _ in plan for d in images for p in images[d]]
+    workers = workers or min(16, (os.cpu_count() or 1) + 2)
+    decode = lambda p: read_rgb(p, size, Image.BILINEAR)  # noqa: E731
+    with ThreadPoolExecutor(workers) as pool:
+        it = pool.map(decode, paths, chunksize=64)
+        if progress:
+            from tqdm.auto import tqdm
+            it = tqdm(it, total=len(paths), desc="decoding BAPPS", unit="img")
+        try:
+            decoded = list(it)
+        except ImageError as e:
+            raise BappsError(str(e)) from None
+
+    keys: list[str] = []
+    store: list[torch.Tensor] = []
+    pos: dict[str, int] = {}
+    flat_index = []
+    for t in decoded:
+        k = hashlib.blake2b(t.numpy().tobytes(), digest_size=16).hexdigest()
+        if k not in pos:
+            pos[k] = len(keys)
+            keys.append(k)
+            store.append(t)
+        flat_index.append(pos[k])
+    flat_index = np.asarray(flat_index, dtype=np.int64)
+
+    out: dict[str, Subset] = {}
+    at = 0
+    for name, kind, stems, images, targets in plan:
+        index = {}
+        for d in images:
+            index[d] = flat_index[at:at + len(stems)]
+            at += len(stems)
+        target = np.array([_read_judgment(p) for p in targets], dtype=np.float64)
+        out[name] = Subset(kind, name, stems, index, target)
+
+    marker = root / SYNTHETIC_MARKER
+    info = json.loads(marker.read_text()) if marker.is_file() else {}
+    images = torch.stack(store) if store else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    return BAPPS(root, out, images, keys, synthetic=marker.is_file(), info=info)
+
+
+# ---------------------------------------------------------------------------------------------
+# the made (synthetic) set
+
+def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+    return gaussian_filter(x, sigma=(sigma, sigma, 0), mode="reflect")
+
+
+def _resample(x: np.ndarray, factor: int, down, up) -> np.ndarray:
+    h, w = x.shape[:2]
+    im = Image.fromarray(_u8(x)).resize((max(1, w // factor), max(1, h // factor)), down)
+    return np.asarray(im.resize((w, h), up), dtype=np.float64)
+
+
+def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(_u8(x)).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"), dtype=np.float64)
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _distort(x: np.ndarray, op: str, s: float, rng: np.random.Generator) -> np.ndarray:
+    """One distortion of strength s in (0, 1] on a float (H,W,3) image in [0,255]."""
+    if op == "noise":
+        return x + rng.normal(0, 4 + 40 * s, x.shape)
+    if op == "blur":
+        return _blur(x, 0.4 + 2.5 * s)
+    if op == "jpeg":
+        return _jpeg(x, 60 - 55 * s)
+    if op == "contrast":
+        m = x.mean()
+        return m + (x - m) * (1 + rng.choice([-1, 1]) * 0.6 * s)
+    if op == "brightness":
+        return x + rng.choice([-1, 1]) * 60 * s
+    if op == "colorshift":
+        return x + rng.normal(0, 35 * s, 3)
+    if op == "saturation":
+        g = x.mean(axis=2, keepdims=True)
+        return g + (x - g) * (1 + rng.choice([-1, 1]) * 0.9 * s)
+    if op == "gamma":
+        return 255 * (x.clip(0, 255) / 255) ** (1 + rng.choice([-1, 1]) * 0.7 * s)
+    if op == "downsample":
+        f = 2 + int(round(3 * s))
+        modes = [Image.NEAREST, Image.BILINEAR, Image.BICUBIC]
+        return _resample(x, f, Image.BICUBIC, modes[int(rng.integers(len(modes)))])
+    if op == "sharpen":
+        b = _blur(x, 1.0 + s)
+        return x + (1 + 3 * s) * (x - b)
+    if op == "deblur":  # blur, then a partial unsharp-mask restoration
+        b = _blur(x, 0.8 + 2 * s)
+        return b + rng.uniform(0.3, 1.5) * (b - _blur(b, 1.0))
+    if op == "shift":
+        k = 1 + int(round(3 * s))
+        return np.roll(x, (int(rng.integers(-k, k + 1)), k), axis=(0, 1))
+    if op == "ghost":
+        k = 1 + int(round(5 * s))
+        return (1 - 0.5 * s) * x + 0.5 * s * np.roll(x, k, axis=int(rng.integers(2)))
+    raise ValueError(op)
+
+
+FAMILIES = {  # which distortions make up each made subset (named after the official ones)
+    "traditional": ("noise", "blur", "jpeg", "contrast", "brightness"),
+    "cnn": ("noise", "blur", "jpeg", "colorshift", "sharpen", "downsample", "saturation"),
+    "superres": ("downsample",),
+    "deblur": ("deblur", "blur", "sharpen"),
+    "color": ("colorshift", "saturation", "gamma", "brightness"),
+    "frameinterp": ("ghost", "shift", "blur"),
+}
+
+
+def _random_distortion(x: np.ndarray, family: str, rng: np.random.Generator) -> np.ndarray:
+    ops = FAMILIES[family]
+    y = x
+    for _ in range(1 if family != "cnn" else int(rng.integers(1, 3))):
+        y = _distort(y, ops[int(rng.integers(len(ops)))], float(rng.uniform(0.05, 1.0)), rng)
+    out = _u8(y)
+    if np.array_equal(out, _u8(x)):  # never an undistorted copy (keeps distances distinct)
+        out = _u8(x + rng.normal(0, 3, x.shape))
+    return out
+
+
+def _pixel_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The pixel metric behind the synthetic judgments: RMSE in [0,1] units."""
+    return float(np.sqrt(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255)
+
+
+README = """SYNTHETIC BAPPS-LIKE DATA -- NOT THE BAPPS DATA SET, NOT HUMAN JUDGMENTS.
+
+Written by `lossnets data make-bapps` (lossnets {version}) with seed {seed} and size {size}.
+Images: {patch}x{patch} patches of the photos that scikit-image ships, distorted by simple operations
+(noise, blur, JPEG, contrast, colour shifts, resampling, sharpening, shifts, ghosting). Subset names
+copy the official BAPPS layout (2afc/val/<subset>, jnd/val/<subset>) but the subsets only loosely
+imitate their distortion families.
+Judgments are SYNTHETIC: judge = fraction of 5 simulated raters preferring p1, drawn from
+sigmoid(({d0} - {d1}) / scale + noise) with d = pixel RMSE to ref; same = fraction of 3 simulated raters,
+drawn from a probability that falls with the pixel RMSE of the pair plus noise.
+Use this set for tests and demos only. Scores on it say nothing about human perception.
+The file {marker} marks the set as synthetic; lossnets labels every result row from it `data=synthetic`.
+"""
+
+
+def make_bapps(root: str | Path, *, size: int = 24, jnd_size: int | None = None, seed: int = 0,
+               twoafc_subsets=TWOAFC_SUBSETS, jnd_subsets=JND_SUBSETS, patch: int = SIZE) -> Path:
+    """Write a small synthetic BAPPS-layout set under root (deterministic for a seed).
+
+    ``size`` triplets per 2AFC subset and ``jnd_size`` (default ``size``) pairs per JND subset.
+    """
+    from lossnets import __version__
+    root = Path(root)
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    jnd_size = size if jnd_size is None else jnd_size
+    counts = [("2afc", s, size) for s in twoafc_subsets] + [("jnd", s, jnd_size) for s in jnd_subsets]
+    patches = photo_patches(sum(n for *_, n in counts), patch, seed=seed)
+    rng = np.random.default_rng([seed, 1])
+    at = 0
+    for kind, sub, n in counts:
+        folder = root / kind / "val" / sub
+        for i in range(n):
+            x = patches[at].astype(np.float64)
+            at += 1
+            stem = f"{i:06d}"
+            if kind == "2afc":
+                p0 = _random_distortion(x, sub, rng)
+                p1 = _random_distortion(x, sub, rng)
+                while np.array_equal(p0, p1):  # two different distortions (no exact ties by construction)
+                    p1 = _random_distortion(x, sub, rng)
+                d0, d1 = _pixel_distance(patches[at - 1], p0), _pixel_distance(patches[at - 1], p1)
+                prob = 1 / (1 + np.exp(-((d0 - d1) / 0.02 + rng.normal(0, 1.0))))
+                target = rng.binomial(5, prob) / 5
+                ims = {"ref": patches[at - 1], "p0": p0, "p1": p1}
+            else:
+                p1 = _random_distortion(x, sub, rng)
+                d = _pixel_distance(patches[at - 1], p1)
+                prob = 1 / (1 + np.exp((d - 0.06) / 0.02 + rng.normal(0, 1.0)))
+                target = rng.binomial(3, prob) / 3
+                ims = {"p0": patches[at - 1], "p1": p1}
+            for d_name, im in ims.items():
+                save_png(im, folder / d_name / f"{stem}.png")
+            tdir = folder / KINDS[kind][1]
+            tdir.mkdir(parents=True, exist_ok=True)
+            np.save(tdir / f"{stem}.npy", np.array([target], dtype=np.float64))
+    info = {"synthetic": True, "generator": "lossnets data make-bapps", "lossnets_version": __version__,
+            "seed": seed, "size": size, "jnd_size": jnd_size, "patch": patch,
+            "judgments": "synthetic: pixel RMSE plus noise, not human"}
+    (root / SYNTHETIC_MARKER).write_text(json.dumps(info, indent=1) + "\n")
+    (root / "README.txt").write_text(README.format(version=__version__, seed=seed, size=size, patch=patch,
+                                                   d0="d0", d1="d1", marker=SYNTHETIC_MARKER))
+    return root

@@ -1,0 +1,90 @@
+"""The similarity benchmark: features through the cache, dedupe, the grid driver and its table."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossnets.benchmarks import similarity
+from lossnets.benchmarks.bapps import load_bapps, make_bapps
+from lossnets.engine import LossNetwork
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return make_bapps(tmp_path_factory.mktemp("sim"), size=2, seed=5)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return LossNetwork("squeezenet1_1", ("E", "L"), "random", seed=1, device="cpu")
+
+
+class Counting:
+    """Wraps a net's extract to count the images that go through it."""
+
+    def __init__(self, net, monkeypatch):
+        self.n = 0
+        orig = net.extract
+
+        def extract(images, *a, **k):
+            self.n += len(images)
+            return orig(images, *a, **k)
+        monkeypatch.setattr(net, "extract", extract)
+
+
+def test_each_distinct_image_once(root, net, tmp_path, monkeypatch):
+    d = tmp_path / "dup"
+    shutil.copytree(root, d)
+    shutil.copy(d / "2afc/val/cnn/ref/000000.png", d / "2afc/val/cnn/p0/000000.png")
+    data = load_bapps(d)
+    count = Counting(net, monkeypatch)
+    dists = similarity.distances(net, data, progress=False)
+    assert count.n == len(data.images) == 6 * 2 * 3 + 2 * 2 * 2 - 1  # the ref of each triplet once
+    assert dists.values["E"]["2afc/val/cnn"]["d0"][0] == 0
+
+
+def test_cache_reads_back(root, net, tmp_path, monkeypatch):
+    from lossnets.cache import FeatureCache
+    data = load_bapps(root)
+    plain = similarity.run(net, data, progress=False)
+    url = str(tmp_path / "cache")
+    cold = similarity.run(net, data, cache=FeatureCache(url, cache_policy="always", progress=False), progress=False)
+    count = Counting(net, monkeypatch)
+    cache = FeatureCache(url, cache_policy="always", progress=False)  # a new process: reads the zarr tier
+    warm = similarity.run(net, data, subsets=["jnd"], cache=cache, progress=False)
+    assert count.n == 0 and cache.stats()["computed"] == 0
+    merged = cold.merge(warm, on=["layer", "dataset"], suffixes=("", "_warm"))
+    assert len(merged) == 2 * 3 and np.allclose(merged["value"], merged["value_warm"])
+    # fp16 features on disk: the same figures as the plain run up to fp16 rounding
+    assert np.allclose(plain["value"], cold["value"], atol=0.1)
+    w = {"E": np.ones(64), "L": np.ones(512)}
+    import torch
+    again = similarity.run(net, data, cache=cache, channel_weights={k: torch.tensor(v) for k, v in w.items()},
+                           progress=False)
+    assert count.n == 0 and np.allclose(again["value"], cold["value"])
+
+
+def test_evaluate_table(root, tmp_path):
+    out = tmp_path / "sim.csv"
+    df = similarity.evaluate(["alexnet"], ["E", "M"], root, weights="random", seed=2, device="cpu", out=out,
+                             progress=False)
+    back = pd.read_csv(out)
+    assert len(back) == len(df) == 2 * (8 + 2)
+    for col in ("benchmark", "arch", "layer", "weights", "dataset", "metric", "value", "data", "seed",
+                "lossnets_version", "device"):
+        assert col in back.columns
+    assert set(back["data"]) == {"synthetic"} and set(back["weights"]) == {"random"}
+    assert set(back["metric"]) == {"2afc", "jnd_map"}
+    agg = back[back["dataset"] == "2afc/val"].set_index("layer")["value"]
+    per = back[back["dataset"].str.startswith("2afc/val/")].groupby("layer")["value"].mean()
+    assert np.allclose(agg.sort_index(), per.sort_index())
+    assert "paper_value" not in back.columns
+    # with imagenet weights the published figure sits beside ours
+    fake = back.assign(weights="imagenet")
+    with_paper = similarity._finish([fake[similarity.tidy([]).columns.tolist() + ["n", "data"]]], {},
+                                    device="cpu", weights="imagenet")
+    row = with_paper[(with_paper["dataset"] == "2afc/val") & (with_paper["layer"] == "E")]
+    assert row["paper_value"].notna().all()
