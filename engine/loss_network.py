@@ -59,19 +59,26 @@ class LossNetwork(nn.Module):
         self.channels_last = channels_last
         self.device = torch.device(device) if device is not None else default_device()
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            full = self.arch.build()
+        if self.weights_spec == "random":  # seeded init of the full model, identical to torchvision's
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                full = self.arch.build()
+        else:  # loaded weights: no time spent initialising what is overwritten or cut away
+            with torch.device("meta"):
+                full = self.arch.build()
         self.taps: tuple[Tap, ...] = tuple(self._resolve(full, layer) for layer in layers)
         self.layers = tuple(t.layer for t in self.taps)
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"layers repeat a tap: {layers}")
         self.body = truncate(full, {t.module: t.layer for t in self.taps})
         del full
-        if self.weights_spec == "imagenet":
-            load_prefix_state(self.body, imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}")
-        elif self.weights_spec != "random":
-            load_prefix_state(self.body, file_state_dict(self.weights_spec), f"weights file {self.weights_spec}")
+        if self.weights_spec != "random":
+            self.body.to_empty(device="cpu")
+            if self.weights_spec == "imagenet":
+                state, source = imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}"
+            else:
+                state, source = file_state_dict(self.weights_spec), f"weights file {self.weights_spec}"
+            load_prefix_state(self.body, state, source)
 
         mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
         self.norm = Normalize(mean, std) if normalize == "imagenet" else nn.Identity()

@@ -54,6 +54,9 @@ def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def load_prefix_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load the keys a truncated module needs from a full-model state_dict; keys after the cut are ignored."""
     own = module.state_dict()
+    transient = [n for n, _ in module.named_buffers() if n not in own]
+    if transient:  # would stay uninitialised after loading
+        raise RuntimeError(f"cannot load {source}: non-persistent buffers {transient}")
     missing = [k for k in own if k not in state]
     if missing:
         raise KeyError(f"{source} lacks {len(missing)} key(s) needed before the cut, e.g. {missing[:5]}")

@@ -31,6 +31,21 @@ def _cmd_list(args) -> None:
         print(tap_table(args.archs).to_string(index=False))
 
 
+def _cmd_profile(args) -> None:
+    from pathlib import Path
+
+    from lossnets.engine.profiler import plot_macs, profile
+    from lossnets.benchmarks.results import write_csv_atomic
+    df = profile(args.archs, args.layers, size=args.size, batch=args.batch, device=args.device,
+                 amp=args.amp, compile=args.compile)
+    out = Path(args.out)
+    write_csv_atomic(df, out)
+    png = plot_macs(df, out.with_suffix(".png"))
+    cols = ["arch", "layer", "params", "depth", "macs", "channels", "features", "throughput", "peak_memory"]
+    print(df[cols].to_string(index=False))
+    print(f"wrote {out} and {png}")
+
+
 # --- commands added by each room go below this line, one function each ---
 
 
@@ -60,6 +75,36 @@ def _cmd_data_download(args) -> None:
     from lossnets.benchmarks.download import fetch
     for path in fetch(args.name, args.dir, parts=args.parts, base_url=args.base_url, progress=not args.quiet):
         print(f"ready: {path}")
+
+
+def _cmd_superres(args) -> None:
+    import pandas as pd
+
+    from lossnets.benchmarks.results import write_csv_atomic
+    from lossnets.benchmarks.superres import parse_tests, run
+    from lossnets.engine import LossNetwork, resolve_archs
+    tests = parse_tests(args.test)
+    frames = []
+    for arch in resolve_archs(args.archs):  # the taps of one architecture train in lockstep
+        net = LossNetwork(arch, layers=args.layers, weights=args.weights, seed=args.seed, device=args.device,
+                          compile=args.compile, amp=args.amp)
+        frames.append(run(net, args.train, args.val, tests, scale=args.scale, iterations=args.iterations,
+                          batch=args.batch, size=args.size, protocol=args.protocol, val_every=args.val_every,
+                          cache=args.cache, seed=args.seed, progress=not args.quiet, n_train=args.n_train,
+                          n_val=args.n_val))
+        df = pd.concat(frames, ignore_index=True)
+        write_csv_atomic(df, args.out)  # after every architecture: a crash keeps the finished ones
+    table = df.pivot_table(index=["benchmark", "arch", "layer", "status"], columns=["dataset", "metric"],
+                           values="value", sort=False, dropna=False)
+    print(table.to_string(float_format="%.4f"))
+    print(f"wrote {args.out} ({len(df)} rows)")
+
+
+def _cmd_data_make_sr(args) -> None:
+    from lossnets.benchmarks.sr_data import make_sr
+    root = make_sr(args.dir, n_train=args.n_train, n_val=args.n_val, size=args.size, seed=args.seed)
+    print(f"wrote super-resolution demo folders to {root}: train/, val/, test/{{set5,set14,bsd100}} "
+          f"(crops of scikit-image's photos, not the benchmark's data sets; see {root}/README.txt)")
 
 
 def _cmd_cache(args) -> None:
@@ -109,7 +154,6 @@ def _cmd_report(args) -> None:
     print(f"wrote {out}/report.md, {out}/report.html and the tables and plots beside them")
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lossnets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="print the grid: architecture, tap, module path, channels")
     p.add_argument("--archs", nargs="+", default=None)
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("profile", help="parameters, depth, MACs/FLOPs, throughput, peak memory per loss network")
+    _add_grid_args(p)
+    p.add_argument("--size", type=int, default=224, help="input height and width")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device", default=None)
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--out", default="profile.csv", help="CSV path; the MACs plot goes beside it as .png")
+    p.set_defaults(func=_cmd_profile)
 
     # --- parsers added by each room go below this line ---
     p = sub.add_parser("similarity", help="benchmark 1: BAPPS 2AFC and JND mAP of every loss network")
@@ -167,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--base-url", default=None, help="mirror to fetch from instead of the official address")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_cmd_data_download)
+    q = data_sub.add_parser("make-sr", help="write small super-resolution folders from scikit-image photos (demo, tests)")
+    q.add_argument("dir")
+    q.add_argument("--n-train", type=int, default=32)
+    q.add_argument("--n-val", type=int, default=4)
+    q.add_argument("--size", type=int, default=288, help="shorter side of the train/val images (at most 300)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_data_make_sr)
     p = sub.add_parser("cache", help="feature cache: ls (entries, sizes, hits) | du | verify (checksums) | rm")
     p.add_argument("action", choices=["ls", "du", "verify", "rm"])
     p.add_argument("url", help="cache root: a directory or an fsspec URL")

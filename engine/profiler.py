@@ -1,0 +1,168 @@
+"""Profiler: per loss network the parameters, depth, MACs/FLOPs, tap size, throughput and peak memory."""
+from __future__ import annotations
+
+import time
+import weakref
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import fx, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
+
+from .loss_network import LossNetwork
+from .registry import Architecture, get_architecture, resolve_archs
+from .truncate import truncate
+
+_MATMUL_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+_MATMUL_FUNCTIONS = (torch.conv2d, torch.nn.functional.conv2d, torch.nn.functional.linear, torch.matmul)
+
+
+@cache
+def meta_model(arch: Architecture) -> nn.Module:
+    """The full torchvision model on the meta device: shapes without weights or memory (built once)."""
+    with torch.device("meta"):
+        return arch.build()
+
+
+def depth(gm: fx.GraphModule) -> int:
+    """Longest chain of convolutions/linear layers from the input to any output of the graph."""
+    modules = dict(gm.named_modules())
+    longest: dict[fx.Node, int] = {}
+    for node in gm.graph.nodes:
+        inputs = [longest[a] for a in node.all_input_nodes]
+        d = max(inputs, default=0)
+        if node.op == "call_module":  # leaf modules (torchvision.ops blocks) are sequential chains
+            d += sum(isinstance(m, _MATMUL_MODULES) for m in modules[node.target].modules())
+        elif node.op == "call_function" and node.target in _MATMUL_FUNCTIONS:
+            d += 1
+        longest[node] = d
+    return max((longest[n] for n in gm.graph.nodes if n.op == "output"), default=0)
+
+
+def count_macs(module: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass (torch.utils.flop_counter; FLOPs = 2 x MACs)."""
+    with FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
+    """Everything that needs no weights: params to the tap, depth, MACs at ``size``, tap shape."""
+    arch = get_architecture(arch_name)
+    full = meta_model(arch)
+    tap = arch.tap(layer)
+    prefix = truncate(full, {tap.module: tap.layer})
+    x = torch.empty(1, 3, size, size, device="meta")
+    macs = count_macs(prefix, x)
+    out = prefix(x)[tap.layer]
+    return {
+        "arch": arch.name, "layer": tap.layer, "module": tap.module,
+        "params": sum(p.numel() for p in prefix.parameters()),
+        "params_total": sum(p.numel() for p in full.parameters()),
+        "depth": depth(prefix), "macs": macs, "flops": 2 * macs,
+        "channels": out.shape[1], "features": out[0].numel(),
+    }
+
+
+class _PeakTensorMemory(TorchDispatchMode):
+    """Peak bytes of live tensor storage created inside the mode (for devices without an allocator API)."""
+
+    def __init__(self, baseline: int = 0):
+        super().__init__()
+        self.live = self.peak = baseline
+        self._seen: set[int] = set()
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self._seen.discard(key)
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key and key not in self._seen:
+                    self._seen.add(key)
+                    self.live += storage.nbytes()
+                    weakref.finalize(t, self._free, key, storage.nbytes())
+        self.peak = max(self.peak, self.live)
+        return out
+
+
+def measure(net: LossNetwork, size: int, batch: int, min_time: float = 0.5, min_iters: int = 3) -> dict:
+    """Images/s and peak memory of the forward pass on the network's device."""
+    x = torch.rand(batch, 3, size, size, device=net.device)
+    sync = torch.cuda.synchronize if net.device.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        net(x)  # warm-up (and compilation)
+        if net.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(net.device)
+            base = torch.cuda.memory_allocated(net.device)
+            net(x)
+            sync()
+            peak = torch.cuda.max_memory_allocated(net.device) - base
+        else:
+            with _PeakTensorMemory() as mode:
+                net(x)
+            peak = mode.peak
+        n, start = 0, time.perf_counter()
+        while n < min_iters or time.perf_counter() - start < min_time:
+            net(x)
+            n += 1
+        sync()
+        elapsed = time.perf_counter() - start
+    return {"throughput": n * batch / elapsed, "peak_memory": peak}
+
+
+def tap_table(archs=None) -> pd.DataFrame:
+    """The grid: architecture, tap letter, the paper's name, module path, channels at the tap."""
+    rows = []
+    for name in resolve_archs(archs):
+        arch = get_architecture(name)
+        full = meta_model(arch)
+        prefix = truncate(full, {t.module: t.layer for t in arch.taps})
+        out = prefix(torch.empty(1, 3, 224, 224, device="meta"))
+        rows += [{"arch": name, "layer": t.layer, "paper_name": t.paper_name, "module": t.module,
+                  "channels": out[t.layer].shape[1]} for t in arch.taps]
+    return pd.DataFrame(rows)
+
+
+def profile(archs=None, layers=("E", "S", "M", "L"), size: int = 224, batch: int = 32, device=None,
+            amp=None, compile: bool = False, progress: bool = True) -> pd.DataFrame:
+    """One row per loss network: static figures plus measured throughput and peak memory."""
+    cells = [(a, layer) for a in resolve_archs(archs) for layer in layers]
+    rows = []
+    for a, layer in tqdm(cells, desc="profile", disable=not progress):
+        row = static_profile(a, layer, size)
+        net = LossNetwork(a, layers=(layer,), weights="random", device=device, amp=amp, compile=compile)
+        row.update(measure(net, size, batch), size=size, batch=batch, device=str(net.device),
+                   amp=amp or "none", compiled=compile)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_macs(df: pd.DataFrame, path: str | Path) -> Path:
+    """PNG of MACs per tap for every architecture, log scale."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for arch, g in df.groupby("arch", sort=False):
+        ax.plot(g["layer"], g["macs"], marker="o", label=arch)
+    ax.set_yscale("log")
+    ax.set_xlabel("tap")
+    ax.set_ylabel(f"MACs at {int(df['size'].iloc[0])}x{int(df['size'].iloc[0])}" if "size" in df else "MACs")
+    ax.set_title("Cost of each loss network up to its tap")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,62 @@
+"""Runtime options: torch.compile with fixed shapes, AMP, uint8 input, weights digest, no in-place damage."""
+import torch
+
+from lossnets import LossNetwork
+
+
+def test_compile_equals_eager_and_never_recompiles():
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    eager = LossNetwork("alexnet", layers=("E", "S"), weights="random", device="cpu")
+    compiled = LossNetwork("alexnet", layers=("E", "S"), weights="random", device="cpu", compile=True)
+    images = torch.randint(0, 256, (7, 3, 48, 48), dtype=torch.uint8)
+    want = eager.extract(images, batch_size=3)
+    torch._dynamo.utils.counters.clear()
+    got = compiled.extract(images, batch_size=3)  # 3 + 3 + a short last batch of 1, padded to 3
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    for layer in ("E", "S"):
+        assert got[layer].shape[0] == 7
+        torch.testing.assert_close(got[layer], want[layer], rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_autocast_close_to_fp32():
+    x = torch.rand(2, 3, 64, 64)
+    fp32 = LossNetwork("vgg11", layers=("E", "S"), weights="random", device="cpu")(x)
+    bf16 = LossNetwork("vgg11", layers=("E", "S"), weights="random", device="cpu", amp="bf16")(x)
+    for layer in ("E", "S"):
+        assert bf16[layer].dtype == torch.bfloat16
+        rel = (bf16[layer].float() - fp32[layer]).norm() / fp32[layer].norm()
+        assert rel < 2e-2
+
+
+def test_uint8_input_is_scaled():
+    net = LossNetwork("squeezenet1_1", layers=("E",), weights="random", device="cpu")
+    u8 = torch.randint(0, 256, (2, 3, 40, 40), dtype=torch.uint8)
+    torch.testing.assert_close(net(u8)["E"], net(u8.float() / 255)["E"])
+
+
+def test_weights_digest_follows_the_tensors():
+    a = LossNetwork("squeezenet1_1", layers=("E",), weights="random", seed=0, device="cpu")
+    b = LossNetwork("squeezenet1_1", layers=("E",), weights="random", seed=0, device="cpu")
+    c = LossNetwork("squeezenet1_1", layers=("E",), weights="random", seed=1, device="cpu")
+    assert a.weights_digest == b.weights_digest != c.weights_digest
+
+
+def test_gradients_reach_the_input_not_the_weights():
+    net = LossNetwork("resnet18", layers=("E", "S"), weights="random", device="cpu")
+    x = torch.rand(2, 3, 48, 48, requires_grad=True)
+    out = net(x)
+    (out["E"].sum() + out["S"].sum()).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_no_inplace_op_overwrites_an_earlier_tap():
+    """googlenet's BasicConv2d uses F.relu(inplace=True) and resnets add in place: all made out-of-place."""
+    net = LossNetwork("resnet18", weights="random", device="cpu")
+    code = net.body.code
+    assert "inplace = True" not in code and "+=" not in code and "iadd" not in code
+    net = LossNetwork("googlenet", weights="random", device="cpu")
+    assert all(not getattr(m, "inplace", False) for m in net.modules())
+    assert "inplace = True" not in net.body.code
