@@ -135,7 +135,7 @@ class FeatureCache:
                                  f"got {images.dtype} {tuple(images.shape)}")
             feats = net.extract(images, batch_size=self.batch_size, out_device="cpu")
             for layer, f in feats.items():
-                f = f.to(STORAGE[keys[layer].dtype][1])
+                f = f.to(STORAGE[keys[layer].dtype][1]).contiguous()
                 if layer in stored:
                     entry = self._entry(keys[layer]) or Entry.create(
                         self.root, keys[layer], tuple(f.shape[1:]), tuple(images.shape[1:]), self.codec,

@@ -27,7 +27,7 @@ class HotTier:
         nbytes = t.numel() * t.element_size()
         if nbytes > self.max_bytes:
             return
-        t = t.detach().to(self.device).clone()
+        t = t.detach().to(self.device).clone(memory_format=torch.contiguous_format)
         if self.pin and t.device.type == "cpu":
             t = t.pin_memory()
         old = self._items.pop(key, None)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 DTYPES = ("fp16", "bf16", "fp32")
 
@@ -34,11 +35,11 @@ class EntryKey:
     dtype: str
     engine_version: str
 
-    @property
+    @cached_property
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
-    @property
+    @cached_property
     def name(self) -> str:
         """Entry path inside the cache root: ``dataset/arch/layer-<hash>``."""
         safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s)  # noqa: E731

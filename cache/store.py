@@ -41,12 +41,12 @@ def codecs(name: str) -> list:
     """zarr compressors from a short name: none, zstdN (level N), lz4-shuffle (blosc lz4 with byte shuffle)."""
     if name == "none":
         return []
-    if name.startswith("zstd"):
-        return [zc.ZstdCodec(level=int(name[4:] or 1))]
     if name == "lz4-shuffle":
         return [zc.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
     if name == "zstd-shuffle":
         return [zc.BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")]
+    if name.startswith("zstd") and name[4:].isdigit():
+        return [zc.ZstdCodec(level=int(name[4:]))]
     raise ValueError(f"unknown codec {name!r}: none, zstd1..zstd22, lz4-shuffle, zstd-shuffle")
 
 
