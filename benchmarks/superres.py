@@ -191,7 +191,7 @@ def train_step(m: Model, lr: torch.Tensor, target: torch.Tensor) -> float:
     with _autocast(m.net):
         out = m.step_fn(lr)
     feats = m.gen(out)[m.layer]
-    loss = feature_loss(feats, target)
+    loss = feature_loss(feats, target.to(feats.dtype))  # one dtype for the kernel (it accumulates in fp32)
     value = loss.item()
     if not math.isfinite(value):
         return value
@@ -320,6 +320,21 @@ def result_rows(models: list[Model], tests: dict[str, list[SRImage]], scale: int
     return rows
 
 
+def parse_tests(specs: list[str] | dict[str, str]) -> dict[str, str]:
+    """``["set5=DIR", ...]`` -> ``{"set5": "DIR", ...}`` (names lower-cased, as the paper table's)."""
+    if isinstance(specs, dict):
+        return dict(specs)
+    out = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--test takes NAME=DIR (e.g. set5=data/Set5), got {spec!r}")
+        if name.lower() in out:
+            raise ValueError(f"test set {name!r} given twice")
+        out[name.lower()] = folder
+    return out
+
+
 def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[str, str], *,
         scale: int | list[int] = 4, iterations: int = 200000, batch: int = 4, size: int = 288,
         protocol: str = "paper", val_every: int | None = None, cache=None, seed: int = 0,
@@ -333,6 +348,7 @@ def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[s
     ``metric`` psnr/ssim, ``status``, and ``paper_value`` for imagenet weights)."""
     check_protocol(protocol)
     nets = [net] if isinstance(net, LossNetwork) else list(net)
+    n_train, n_val = n_train or None, n_val or None  # 0 or None: every file
     scales = [scale] if isinstance(scale, int) else list(scale)
     if not test:
         raise ValueError("no test folders given")
@@ -353,5 +369,5 @@ def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[s
     return with_paper_values(tidy(rows, **meta))
 
 
-__all__ = ["run", "train_lockstep", "evaluate", "validate", "build_models", "BatchSampler", "Model",
+__all__ = ["run", "parse_tests", "train_lockstep", "evaluate", "validate", "build_models", "BatchSampler", "Model",
            "feature_loss", "default_val_every"]

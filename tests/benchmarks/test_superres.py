@@ -155,3 +155,10 @@ def test_targets_from_the_feature_cache(sets, tmp_path):
     for k in net.layers:
         torch.testing.assert_close(cached[k], direct[k], rtol=2e-3, atol=2e-3)
     assert superres.TargetSource(net, train, FeatureCache(tmp_path / "c2", cache_policy="never")).cache is None
+
+
+def test_bf16_autocast_trains(sets):
+    train, val = sets
+    net = LossNetwork(ARCH, layers=("E",), weights="random", device="cpu", amp="bf16")
+    (m,) = superres.train_lockstep(net, train, val, scale=4, iterations=2, batch=2)
+    assert m.ok and math.isfinite(m.last_loss)
