@@ -320,6 +320,21 @@ def result_rows(models: list[Model], tests: dict[str, list[SRImage]], scale: int
     return rows
 
 
+def save_checkpoints(models: list[Model], folder: str | Path, scale: int) -> list[Path]:
+    """Save the best state_dict of every model that did not collapse."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for m in models:
+        if m.ok and m.best_state is not None:
+            weights = Path(m.net.weights_spec).stem if m.net.weights_spec not in ("imagenet", "random") else m.net.weights_spec
+            path = folder / f"superres_x{scale}_{m.net.arch.name}_{m.layer}_{weights}.pt"
+            torch.save({"state_dict": m.best_state, "scale": scale, "protocol": m.model.protocol,
+                        "best_iteration": m.best_iteration, "val_psnr": m.best_psnr}, path)
+            paths.append(path)
+    return paths
+
+
 def parse_tests(specs: list[str] | dict[str, str]) -> dict[str, str]:
     """``["set5=DIR", ...]`` -> ``{"set5": "DIR", ...}`` (names lower-cased, as the paper table's)."""
     if isinstance(specs, dict):
@@ -338,12 +353,15 @@ def parse_tests(specs: list[str] | dict[str, str]) -> dict[str, str]:
 def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[str, str], *,
         scale: int | list[int] = 4, iterations: int = 200000, batch: int = 4, size: int = 288,
         protocol: str = "paper", val_every: int | None = None, cache=None, seed: int = 0,
-        progress: bool = True, n_train: int | None = 10000, n_val: int | None = 100) -> pd.DataFrame:
+        progress: bool = True, n_train: int | None = 10000, n_val: int | None = 100,
+        checkpoint_dir: str | None = None) -> pd.DataFrame:
     """Train and test one SR model per tap of ``net`` (or of each of several loss networks) in lockstep.
 
     ``train``/``val``: image folders (``n_train``/``n_val`` files sampled with ``seed`` from the sorted
     list; None takes all). ``test``: dataset name -> folder. ``scale``: 4, 8 or a list (one lockstep
     run per scale). ``cache``: a ``lossnets.cache.FeatureCache`` or its URL for the target features.
+    ``checkpoint_dir``: where to save each model's best state_dict as
+    ``superres_x{scale}_{arch}_{layer}_{weights}.pt`` (default: kept in memory only).
     Returns the tidy table (``benchmark`` ``superres_x4``/``superres_x8``, ``dataset`` the test names,
     ``metric`` psnr/ssim, ``status``, and ``paper_value`` for imagenet weights)."""
     check_protocol(protocol)
@@ -363,6 +381,8 @@ def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[s
         models = train_lockstep(nets, train_set, val_set, scale=sc, iterations=iterations, batch=batch,
                                 protocol=protocol, val_every=val_every, cache=cache, seed=seed, progress=progress)
         rows += result_rows(models, tests, sc, protocol)
+        if checkpoint_dir is not None:
+            save_checkpoints(models, checkpoint_dir, sc)
     meta = run_metadata(protocol=protocol, iterations=iterations, batch=batch, size=size, seed=seed,
                         n_train=n_train, device=str(nets[0].device), amp=str(nets[0].amp),
                         compiled=nets[0].compiled, seconds=round(time.perf_counter() - t0, 1))

@@ -42,7 +42,8 @@ def _net(layers):
 def test_tiny_run_beats_initial_validation_psnr(data):
     df = superres.run(_net(("E", "S")), str(data / "train"), str(data / "val"),
                       {"set5": str(data / "test" / "set5"), "set14": str(data / "test" / "set14")},
-                      scale=4, iterations=24, batch=4, size=SIZE, val_every=8, progress=False)
+                      scale=4, iterations=24, batch=4, size=SIZE, val_every=8, progress=False,
+                      checkpoint_dir=data / "ckpt")
     assert len(df) == 2 * 2 * 2  # taps x test sets x metrics
     assert set(df["benchmark"]) == {"superres_x4"} and set(df["metric"]) == {"psnr", "ssim"}
     assert set(df["dataset"]) == {"set5", "set14"} and set(df["layer"]) == {"E", "S"}
@@ -50,6 +51,10 @@ def test_tiny_run_beats_initial_validation_psnr(data):
     assert (df["weights"] == "random").all() and df["paper_value"].isna().all()
     assert (df["val_psnr"] > df["val_psnr_initial"]).all()
     assert df.loc[df.metric == "ssim", "value"].between(-1, 1).all()
+    ckpt = torch.load(data / "ckpt" / f"superres_x4_{ARCH}_E_random.pt")
+    model = build_transform_net(4, "paper")
+    model.load_state_dict(ckpt["state_dict"])
+    assert ckpt["val_psnr"] == pytest.approx(df.loc[df.layer == "E", "val_psnr"].iloc[0])
 
 
 def _params(model):
