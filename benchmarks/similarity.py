@@ -95,50 +95,71 @@ def _features(net, data: BAPPS, idx: np.ndarray, cache, batch_size: int) -> dict
     return net.extract(data.images[torch.from_numpy(idx)], batch_size=batch_size, out_device=net.device)
 
 
+def _pairs(subs):
+    """Every distance to compute: image indices (a, b), the item each belongs to (for chunking) and
+    where its value goes (subset, "d0"/"d1"/"d", count of that array)."""
+    a, b, item, slots = [], [], [], []
+    at = 0
+    for sub in subs:
+        pairs = {"d0": ("ref", "p0"), "d1": ("ref", "p1")} if sub.kind == "2afc" else {"d": ("p0", "p1")}
+        for name, (x, y) in pairs.items():
+            a.append(sub.index[x])
+            b.append(sub.index[y])
+            item.append(at + np.arange(len(sub)))
+            slots.append((sub.name, name, len(sub)))
+        at += len(sub)
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
+    a, b, item = cat(a), cat(b), cat(item)
+    order = np.argsort(item, kind="stable")  # the pairs of one item side by side (a triplet's ref once)
+    return a, b, item, slots, order
+
+
 def distances(net, data, *, subsets=None, cache=None, batch_size: int = 64, channel_weights=None,
               progress: bool = True) -> Distances:
     """The baseline distances of every layer of net on every (chosen) subset of data.
 
     ``channel_weights``: optional ``{layer: (C,) tensor}`` (the LPIPS w; default all ones).
-    Items are processed in chunks of ``batch_size``; in each chunk the distinct images are computed
-    once (a triplet's reference once for both of its distances).
+    Items (triplets and pairs, across subsets) are processed in chunks of ``batch_size``; in each chunk
+    every distinct image's features are computed (or read from the cache) once -- a triplet's reference
+    once for both of its distances -- and each layer's distances come from one kernel call.
     """
     data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
     cache = _open_cache(cache)
     dist = _perceptual_distance()
     chosen = [s for s in data.subsets.values() if subsets is None or s.name in _names(data, subsets)]
-    values = {layer: {} for layer in net.layers}
+    a, b, item, slots, order = _pairs(chosen)
+    n_items = sum(len(s) for s in chosen)
+    flat = {layer: np.zeros(len(a), np.float64) for layer in net.layers}
+    weights = {layer: None if channel_weights is None or channel_weights.get(layer) is None
+               else torch.as_tensor(channel_weights[layer]) for layer in net.layers}
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=sum(len(s) for s in chosen), desc=f"{net.arch.name} {','.join(net.layers)}",
-                   unit="item", leave=False)
-    for sub in chosen:
-        roles = ("ref", "p0", "p1") if sub.kind == "2afc" else ("p0", "p1")
-        pairs = (("ref", "p0"), ("ref", "p1")) if sub.kind == "2afc" else (("p0", "p1"),)
-        out = {layer: [[] for _ in pairs] for layer in net.layers}
-        for start in range(0, len(sub), batch_size):
-            idx = {r: sub.index[r][start:start + batch_size] for r in roles}
-            uniq, inv = np.unique(np.concatenate([idx[r] for r in roles]), return_inverse=True)
-            n = len(idx[roles[0]])
-            where = {r: torch.from_numpy(inv[k * n:(k + 1) * n]) for k, r in enumerate(roles)}
-            feats = _features(net, data, uniq, cache, batch_size)
-            for layer in net.layers:
-                f = feats[layer]
-                w = None if channel_weights is None else channel_weights.get(layer)
-                if w is not None:
-                    w = w.to(f.device)
-                for k, (a, b) in enumerate(pairs):
-                    ia, ib = where[a].to(f.device), where[b].to(f.device)
-                    out[layer][k].append(dist(f[ia], f[ib], w).detach().double().cpu().numpy())
-            if bar is not None:
-                bar.update(n)
-        names = ("d0", "d1") if sub.kind == "2afc" else ("d",)
+        bar = tqdm(total=n_items, desc=f"{net.arch.name} {','.join(net.layers)}", unit="item", leave=False)
+    bounds = np.searchsorted(item[order], np.arange(0, n_items + batch_size, batch_size))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if lo == hi:
+            continue
+        sel = order[lo:hi]
+        uniq, inv = np.unique(np.concatenate([a[sel], b[sel]]), return_inverse=True)
+        ia, ib = torch.from_numpy(inv[:len(sel)]), torch.from_numpy(inv[len(sel):])
+        feats = _features(net, data, uniq, cache, batch_size)
         for layer in net.layers:
-            values[layer][sub.name] = {nm: np.concatenate(out[layer][k]) if out[layer][k] else np.zeros(0)
-                                       for k, nm in enumerate(names)}
+            f = feats[layer]
+            w = weights[layer]
+            ia_d, ib_d = ia.to(f.device), ib.to(f.device)
+            d = dist(f[ia_d], f[ib_d], None if w is None else w.to(f.device))
+            flat[layer][sel] = d.detach().double().cpu().numpy()
+        if bar is not None:
+            bar.update(int(item[sel[-1]] - item[sel[0]] + 1))
     if bar is not None:
         bar.close()
+    values = {layer: {} for layer in net.layers}
+    at = 0
+    for sub_name, name, n in slots:
+        for layer in net.layers:
+            values[layer].setdefault(sub_name, {})[name] = flat[layer][at:at + n]
+        at += n
     return Distances(data, values)
 
 
