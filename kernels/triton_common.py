@@ -9,8 +9,8 @@ import torch
 import triton
 import triton.language as tl
 
-MAX_BLOCK_C = 32
 MAX_BLOCK_P = 128
+TILE = 2048  # elements per (channels x pixels) tile: few pixels (deep taps) get more channels
 
 
 def flat_strides(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
@@ -32,8 +32,8 @@ def write_back(out: torch.Tensor, written: torch.Tensor) -> torch.Tensor:
 
 def blocks(c: int, p: int, block_c: int | None = None, block_p: int | None = None) -> tuple[int, int]:
     """Power-of-two tile sizes (channels, pixels); explicit values override the defaults."""
-    bc = block_c or min(triton.next_power_of_2(c), MAX_BLOCK_C)
     bp = block_p or min(triton.next_power_of_2(p), MAX_BLOCK_P)
+    bc = block_c or min(triton.next_power_of_2(c), max(32, TILE // bp))
     return bc, bp
 
 
