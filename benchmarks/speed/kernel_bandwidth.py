@@ -52,15 +52,16 @@ def tap_shapes(archs, settings) -> list[dict]:
     return rows
 
 
-def timer(device: torch.device, repeats: int):
-    """fn -> best (minimum) seconds per call over ``repeats`` calls after one warm-up call."""
+def timer(device: torch.device, repeats: int, min_time: float):
+    """fn -> best (minimum) seconds per call after one warm-up call, over at least ``repeats`` calls
+    and at least ``min_time`` seconds (the best of many is robust to other load on the machine)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def run(fn) -> float:
         fn()
         sync()
         times = []
-        for _ in range(repeats):
+        while len(times) < repeats or (sum(times) < min_time and len(times) < 1000):
             start = time.perf_counter()
             fn()
             sync()
@@ -103,7 +104,7 @@ def summary(df: pd.DataFrame, device: str, copy_bw: float, ratios: list[tuple[st
              "(forward: both maps read once; forward+backward: 6 map-sized transfers) / best time; "
              f"share = of the copy bandwidth (median over taps). dtype {df.dtype.iloc[0]}, layout {df.layout.iloc[0]}. "
              "Ratio a/b = time of a / time of b per tap (above 1: b is faster): median (min-max) over taps. "
-             f"Taps of: {', '.join(df.arch.unique())}.", ""]
+             f"Taps of: {', '.join(df.arch.unique())}. Threads: {torch.get_num_threads()}.", ""]
     if "fused" not in impls:
         lines += ["No GPU: the fused Triton kernels were not run (on CPU the custom ops run the PyTorch "
                   "reference). Compared: PyTorch eager vs torch.compile of the reference.", ""]
@@ -126,12 +127,17 @@ def main(argv=None) -> None:
     p.add_argument("--ops", nargs="*", default=list(OPS), choices=list(OPS))
     p.add_argument("--dtype", default="float32", choices=list(DTYPES))
     p.add_argument("--layout", default="channels_last", choices=["channels_last", "nchw"])
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (20 on CUDA, 3 on CPU)")
+    p.add_argument("--repeats", type=int, default=None, help="least timed calls per measurement (20 on CUDA, 5 on CPU)")
+    p.add_argument("--min-time", type=float, default=0.5, help="least seconds of timed calls per measurement")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default torch's; 1 keeps a loaded machine from stalling OpenMP barriers)")
     p.add_argument("--out", type=Path, default=None, help="CSV path; the markdown goes beside it")
     args = p.parse_args(argv)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    run = timer(device, args.repeats or (20 if device.type == "cuda" else 3))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = timer(device, args.repeats or (20 if device.type == "cuda" else 5), args.min_time)
     copy_bw = copy_bandwidth(device, run)
     if device.type == "cpu":
         print("No GPU: measuring the PyTorch reference only, eager vs torch.compile (the Triton kernels need CUDA).")

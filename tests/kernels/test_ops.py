@@ -1,4 +1,6 @@
 """The public ops on CPU (the PyTorch reference behind the custom ops) against float64 gold."""
+import sys
+
 import pytest
 import torch
 
@@ -94,3 +96,12 @@ def test_rejects_bad_inputs():
         feature_mse(x, x, reduction="sum")
     with pytest.raises(TypeError):
         feature_mse(x.long(), x.long())
+
+
+def test_works_without_triton(monkeypatch):
+    from lossnets.kernels import ops
+    monkeypatch.setitem(sys.modules, "triton", None)  # import triton now raises ImportError
+    for name in ("triton_common", "triton_mse", "triton_perceptual"):
+        monkeypatch.delitem(sys.modules, f"lossnets.kernels.{name}", raising=False)
+        monkeypatch.delattr(f"lossnets.kernels.{name}", raising=False)
+    assert ops._triton.__wrapped__() is None
