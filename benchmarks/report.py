@@ -62,7 +62,7 @@ def paper_names(df: pd.DataFrame) -> pd.DataFrame:
 def compare(df: pd.DataFrame) -> pd.DataFrame:
     """Every row beside the published figure: ``paper_value`` and ``difference`` (ours - paper), and
     ``comparable`` (ImageNet weights and real data; otherwise the difference is no test of anything)."""
-    df = paper_names(df)
+    df = paper_names(df.drop(columns=["paper_value", "difference", "comparable"], errors="ignore"))
     paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset",
                                             "value": "paper_value"})
     out = df.merge(paper, on=["paper_benchmark", "arch", "layer", "paper_dataset", "metric"], how="left")
@@ -187,6 +187,20 @@ def tap_macs(archs, layers, size: int = 224) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["arch", "layer", "macs"])
 
 
+def _macs_cached(df: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """tap_macs for the run's taps, kept in OUT/macs.csv so that a second report does not profile again."""
+    from .results import write_csv_atomic
+    want = set(zip(df["arch"].astype(str), df["layer"].astype(str)))
+    path = out / "macs.csv"
+    have = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["arch", "layer", "macs"])
+    missing = want - set(zip(have["arch"].astype(str), have["layer"].astype(str)))
+    if missing:
+        new = pd.concat([tap_macs([a], [lay]) for a, lay in sorted(missing)], ignore_index=True)
+        have = pd.concat([have, new], ignore_index=True) if len(have) else new
+        write_csv_atomic(have, path)
+    return have
+
+
 def _slug(*parts) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", "_".join(map(str, parts))).strip("_")
 
@@ -301,7 +315,7 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
     write_csv_atomic(side, out / "ranking.csv")
     write_csv_atomic(taps, out / "best_tap.csv")
     write_csv_atomic(comp, out / "comparison.csv")
-    files = plot_scores(df, out) if plots else []
+    files = plot_scores(df, out, macs=_macs_cached(df, out)) if plots else []
 
     warn = caveats(df)
     md = ["# lossnets report", ""]

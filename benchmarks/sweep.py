@@ -84,6 +84,31 @@ def load_function(target: str):
 # ----------------------------------------------------------------------------------------- config
 
 
+SYNTHETIC_MARKERS = ("SYNTHETIC.json",)
+
+
+def _synthetic_path(value) -> bool:
+    """Whether a data path is a set that lossnets made (a SYNTHETIC.json marker in it or up to two
+    folders above, or a README.txt there that says it was made by lossnets)."""
+    if isinstance(value, dict):
+        return any(_synthetic_path(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_synthetic_path(v) for v in value)
+    if not isinstance(value, str) or _is_url(value):
+        return False
+    p = Path(value)
+    for folder in [p, *list(p.parents)[:2]]:
+        if any((folder / m).is_file() for m in SYNTHETIC_MARKERS):
+            return True
+        readme = folder / "README.txt"
+        try:
+            if readme.is_file() and "made by lossnets" in readme.read_text(errors="ignore")[:500]:
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def _is_url(s: str) -> bool:
     return "://" in s
 
@@ -159,6 +184,13 @@ class SweepConfig:
             settings = dict(section)
             function = settings.pop("function", None)
             paths = tuple(settings.pop("paths", ()))
+            # a benchmark may narrow the grid: its own archs and layers
+            b_archs = settings.pop("archs", None)
+            b_layers = settings.pop("layers", None)
+            if b_archs is not None:
+                b_archs = resolve_archs(b_archs)
+            if isinstance(b_layers, str):
+                b_layers = [b_layers]
             if function is None:
                 if name not in BENCHMARKS:
                     raise ValueError(f"[{name}] is not a registered benchmark ({', '.join(BENCHMARKS)}) "
@@ -167,7 +199,8 @@ class SweepConfig:
             for key in paths:
                 if key in settings:
                     settings[key] = _resolve_path(settings[key], base)
-            benchmarks[name] = {"function": function, "settings": settings}
+            benchmarks[name] = {"function": function, "settings": settings, "archs": b_archs, "layers": b_layers,
+                                "synthetic": any(_synthetic_path(settings[k]) for k in paths if k in settings)}
         if not benchmarks:
             raise ValueError("the sweep config names no benchmark section (e.g. [similarity] data = ...)")
         if wanted is not None and set(wanted) - set(benchmarks):
@@ -185,7 +218,8 @@ class SweepConfig:
         """A hash of what decides the numbers in a cell: weights, seed, amp and each benchmark's
         function and settings. The grid (archs, layers), device, compile, cache and executor are not
         part of it, so a run can grow its grid or move to other hardware and still resume."""
-        key = {"weights": self.weights, "seed": self.seed, "amp": self.amp, "benchmarks": self.benchmarks}
+        key = {"weights": self.weights, "seed": self.seed, "amp": self.amp,
+               "benchmarks": {k: {"function": b["function"], "settings": b["settings"]} for k, b in self.benchmarks.items()}}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -214,14 +248,15 @@ def plan(config: SweepConfig) -> list[Cell]:
     cells = []
     for arch in config.archs:
         a = get_architecture(arch)
-        layers = []
-        for layer in config.layers:
-            try:
-                layers.append(a.tap(layer).layer)
-            except ValueError:
-                layers.append(layer)  # a module path: LossNetwork checks it when it builds
-        for bench in config.benchmarks:
-            cells += [Cell(bench, arch, layer) for layer in layers]
+        for bench, spec in config.benchmarks.items():
+            if spec.get("archs") is not None and arch not in spec["archs"]:
+                continue
+            for layer in spec.get("layers") or config.layers:
+                try:
+                    layer = a.tap(layer).layer
+                except ValueError:
+                    pass  # a module path: LossNetwork checks it when it builds
+                cells.append(Cell(bench, arch, layer))
     return cells
 
 
@@ -338,6 +373,8 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
             missing = [c for c in COLUMNS if c not in df.columns]
             if missing:
                 raise ValueError(f"{spec['function']} returned rows without columns {missing}")
+            if "data" not in df.columns and spec.get("synthetic"):
+                df = df.assign(data="synthetic")  # made data, whatever the benchmark says
             rows = {c: _cell_rows(df, c, meta) for c in todo}
         except Exception as e:  # noqa: BLE001 - recorded per cell, the sweep goes on
             return e, traceback.format_exc()

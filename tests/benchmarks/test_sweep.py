@@ -48,6 +48,12 @@ def test_config_resolves_paths_and_checks_keys(tmp_path):
     sr = c.benchmarks["superres"]["settings"]
     assert sr["train"] == str(tmp_path / "sub" / "tr") and sr["test"] == {"set5": "/abs/set5"} and sr["scale"] == [4, 8]
     assert len(sw.plan(c)) == 2 * 56
+    # a benchmark can narrow the grid; that is not part of the fingerprint
+    fp = c.fingerprint()
+    cfg.write_text(cfg.read_text() + 'archs = ["alexnet"]\nlayers = "E"\n')
+    c = sw.SweepConfig.from_toml(cfg)
+    assert len(sw.plan(c)) == 56 + 1 and [x for x in sw.plan(c) if x.benchmark == "superres"] == [sw.Cell("superres", "alexnet", "E")]
+    assert c.fingerprint() == fp
     cfg.write_text('[sweep]\narchs = ["alexnet"]\nlayer = ["E"]\n[similarity]\ndata = "x"\n')
     with pytest.raises(ValueError, match="unknown key"):
         sw.SweepConfig.from_toml(cfg)
@@ -185,3 +191,21 @@ def test_cli_exit_code_and_merge(tmp_path):
     only.mkdir()
     b.to_csv(only / "results.csv", index=False)
     assert len(sw.merge([only], tmp_path / "d")) == 4
+
+
+def test_made_data_is_labelled_synthetic(tmp_path):
+    made = tmp_path / "made" / "train"
+    made.mkdir(parents=True)
+    (tmp_path / "made" / "README.txt").write_text("Super-resolution demo data made by lossnets (...)\n")
+    real = tmp_path / "real"
+    real.mkdir()
+    cfg = tmp_path / "c.toml"
+    base = f'function = "{FAKE}"\npaths = ["root"]\ndata = false\n'.replace("data = false", "")
+    cfg.write_text('[sweep]\narchs = ["squeezenet1_1"]\nlayers = ["E"]\nweights = "random"\ndevice = "cpu"\n'
+                   f'[a]\n{base}name = "a"\nroot = "made/train"\n[b]\n{base}name = "b"\nroot = "real"\n')
+    c = sw.SweepConfig.from_toml(cfg)
+    for b in c.benchmarks.values():
+        b["settings"]["data"] = None  # the fake then writes no data column, like a benchmark that does not know
+    assert c.benchmarks["a"]["synthetic"] and not c.benchmarks["b"]["synthetic"]
+    df = sw.sweep(c, tmp_path / "run", progress=False).table
+    assert set(df[df.benchmark == "a"]["data"]) == {"synthetic"} and df[df.benchmark == "b"]["data"].isna().all()

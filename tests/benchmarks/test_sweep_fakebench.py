@@ -15,8 +15,8 @@ import torch
 CALLS_ENV = "LOSSNETS_FAKE_CALLS"  # if set, a file that gets one line per call (arch and layers)
 
 
-def run(net, *, name="fake", datasets=("fake/a", "fake/b"), sleep: float = 0.0, fail=(), fail_while=None, cache=None,
-        progress=True) -> pd.DataFrame:
+def run(net, *, name="fake", datasets=("fake/a", "fake/b"), sleep: float = 0.0, fail=(), fail_while=None, data="synthetic",
+        root=None, cache=None, progress=True) -> pd.DataFrame:
     if os.environ.get(CALLS_ENV):
         with open(os.environ[CALLS_ENV], "a") as f:
             f.write(f"{net.arch.name} {','.join(net.layers)}\n")
@@ -32,6 +32,7 @@ def run(net, *, name="fake", datasets=("fake/a", "fake/b"), sleep: float = 0.0, 
         m = float(feats[layer].float().abs().mean())
         for i, ds in enumerate(datasets):
             rows.append({"benchmark": name, "arch": net.arch.name, "layer": layer, "weights": net.weights_spec,
-                         "dataset": ds, "metric": "score", "value": m + i, "data": "synthetic",
+                         "dataset": ds, "metric": "score", "value": m + i, "data": data,
                          "cache": cache or ""})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    return df.drop(columns="data") if data is None else df

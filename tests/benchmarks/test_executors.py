@@ -1,0 +1,123 @@
+"""Executors: Ray (a local cluster, started once for this module), submitit's local executor and a
+local process pool give the same table as the plain local run."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossnets.benchmarks import sweep as sw
+from lossnets.benchmarks.executors import LocalExecutor, RayExecutor, SlurmExecutor, gpu_share, make_executor
+
+HERE = Path(__file__).parent
+ARCHS = ["alexnet", "squeezenet1_1"]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    # the fake benchmark must import in Ray workers and submitit jobs too
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(HERE), old] if p)
+    import sys
+    sys.path.insert(0, str(HERE))
+    d = tmp_path_factory.mktemp("cfg")
+    cfg = d / "c.toml"
+    cfg.write_text(f'[sweep]\narchs = {ARCHS!r}\nlayers = ["E", "L"]\nweights = "random"\ndevice = "cpu"\n'
+                   f'cache = "feat"\n[fake]\nfunction = "test_sweep_fakebench:run"\n'
+                   '[slurm]\ncluster = "local"\ntimeout_min = 10\npoll_s = 0.2\n')
+    yield sw.SweepConfig.from_toml(cfg)
+    sys.path.remove(str(HERE))
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+@pytest.fixture(scope="module")
+def reference(config, tmp_path_factory):
+    r = sw.sweep(config, tmp_path_factory.mktemp("local"), progress=False)
+    assert r.finished == 4 and not r.failed
+    return r.table
+
+
+def same_values(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    key = ["benchmark", "arch", "layer", "weights", "dataset", "metric"]
+    m = a[key + ["value"]].merge(b[key + ["value"]], on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    assert (m["_merge"] == "both").all() and len(m) == len(a) == len(b)
+    np.testing.assert_allclose(m["value_a"], m["value_b"], rtol=1e-6)
+
+
+def test_reference_rows_share_the_cache_url(reference, config):
+    assert len(reference) == 2 * 2 * 2 and set(reference["cache"]) == {config.cache}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(config):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_same_table(ray_cluster, config, reference, tmp_path):
+    r = sw.sweep(config, tmp_path / "ray", executor="ray", progress=False)
+    assert (r.finished, r.failed) == (4, [])
+    same_values(reference, r.table)
+    # a rerun on Ray skips everything
+    assert sw.sweep(config, tmp_path / "ray", executor="ray", progress=False).skipped == 4
+
+
+def test_ray_records_a_dead_task_and_the_rest_go_on(ray_cluster, config, tmp_path):
+    run = tmp_path / "ray"
+    work = sw.groups(config, sw.plan(config), run)
+    outcomes = {}
+    RayExecutor(config, run, max_retries=0).run(
+        _die_for_alexnet, work, on_group=lambda g, o, e: outcomes.__setitem__(g["arch"], (o, e)))
+    assert isinstance(outcomes["alexnet"][1], Exception) and outcomes["alexnet"][0] is None
+    assert outcomes["squeezenet1_1"][1] is None and len(outcomes["squeezenet1_1"][0]) == 2
+
+
+def _die_for_alexnet(group, device=None, on_cell=None):
+    if group["arch"] == "alexnet":
+        os._exit(3)  # the worker process dies
+    return sw.run_group(group, device=device)
+
+
+def test_submitit_local_gives_the_same_table(config, reference, tmp_path):
+    pytest.importorskip("submitit")
+    r = sw.sweep(config, tmp_path / "slurm", executor="slurm", progress=False)
+    assert (r.finished, r.failed) == (4, [])
+    same_values(reference, r.table)
+    assert list((tmp_path / "slurm" / "submitit").glob("*_0_log.out"))  # one array task per arch group
+
+
+def test_a_group_that_raises_is_recorded_for_each_cell(config, tmp_path):
+    def boom(group, on_cell=None, device=None):
+        raise MemoryError("out of memory")
+    r = sw.sweep(config, tmp_path / "boom", executor=_Fixed(boom), progress=False)
+    assert r.finished == 0 and len(r.failed) == 4 and "MemoryError" in r.failed[0]["error"]
+    assert len(sw.failures(tmp_path / "boom")) == 4
+
+
+class _Fixed(LocalExecutor):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def run(self, fn, groups, on_group, on_cell=None):
+        super().run(self.fn, groups, on_group, on_cell)
+
+
+def test_executor_options():
+    assert gpu_share("squeezenet1_1") == 0.25 and gpu_share("vgg16") == 1.0
+    assert LocalExecutor(workers=None).workers == 1
+    ex = SlurmExecutor(None, "/tmp/run", slurm_partition="gpu")
+    assert ex.parameters["slurm_partition"] == "gpu" and ex.parameters["gpus_per_node"] == 1
+    with pytest.raises(ValueError, match="unknown executor"):
+        make_executor("dask")
+    with pytest.raises(ValueError, match="bad options"):
+        make_executor("local", workerz=2)
