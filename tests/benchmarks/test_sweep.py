@@ -209,3 +209,21 @@ def test_made_data_is_labelled_synthetic(tmp_path):
     assert c.benchmarks["a"]["synthetic"] and not c.benchmarks["b"]["synthetic"]
     df = sw.sweep(c, tmp_path / "run", progress=False).table
     assert set(df[df.benchmark == "a"]["data"]) == {"synthetic"} and df[df.benchmark == "b"]["data"].isna().all()
+
+
+def test_similarity_sweep_on_made_bapps_then_report(tmp_path):
+    pytest.importorskip("lossnets.benchmarks.similarity")
+    from lossnets.benchmarks.bapps import make_bapps
+    from lossnets.benchmarks.report import write_report
+    make_bapps(tmp_path / "bapps", size=2)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[sweep]\narchs = ["squeezenet1_1"]\nlayers = ["E", "L"]\nweights = "random"\ndevice = "cpu"\n'
+                   '[similarity]\ndata = "bapps"\n')
+    r = sw.sweep(cfg, tmp_path / "run", progress=False)
+    assert (r.finished, r.failed) == (2, [])
+    df = r.table
+    assert {"2afc/val", "jnd/val"} <= set(df.dataset) and set(df.data) == {"synthetic"}
+    assert not df.duplicated(sw.key_columns(df)).any()
+    out = write_report(tmp_path / "run")
+    md = (out / "report.md").read_text()
+    assert "SYNTHETIC" in md and "| squeezenet1_1 | 1 | 1 |" in md
