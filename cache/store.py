@@ -10,7 +10,8 @@ Layout of an entry ``<root>/<key.name>/`` (zarr v3 group):
 Crash safety: every chunk of data/crc/done is written exactly once, by the writer that allocated it,
 data and crc before done. An item killed before its done chunk reads as missing; its rows are never
 reused (the index file name records the allocation), a later writer appends fresh rows. Writers hold
-a lock (flock on local disks, a process lock elsewhere) while allocating and writing; compute is
+a lock (flock of ``<root>/.locks/<entry>.lock`` on local disks; elsewhere a lock within the process,
+so object stores take one writer process per entry) while allocating and writing; compute is
 outside the lock, so two processes may compute the same items but only one stores them.
 """
 from __future__ import annotations
@@ -115,10 +116,10 @@ class Root:
     @contextlib.contextmanager
     def lock(self, name: str):
         """Exclusive writer lock of one entry: flock (freed by the OS when a writer dies) or a process lock."""
-        if self.local:
-            path = Path(self.join(name))
-            path.mkdir(parents=True, exist_ok=True)
-            with open(path / ".lock", "a") as f:
+        if self.local:  # outside the entry, which creation may wipe
+            path = Path(self.join(".locks", name.replace("/", "--") + ".lock"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 try:
                     yield
@@ -148,11 +149,11 @@ class Root:
         os.replace(tmp, path)
 
     def entry_names(self) -> list[str]:
-        """Names of every entry under the root (directories holding a meta.json)."""
+        """Names of every entry under the root (entry directories holding a meta.json)."""
         if not self.fs.exists(self.path):
             return []
-        metas = [p for p in self.fs.find(self.path) if p.endswith("/meta.json")]
-        return sorted(p[len(self.path.rstrip("/")) + 1:-len("/meta.json")] for p in metas)
+        metas = self.fs.glob(self.join("*", "*", "*", "meta.json"))  # names are dataset/arch/layer-hash
+        return sorted(p.rstrip("/")[len(self.path) + 1:-len("/meta.json")] for p in metas)
 
 
 class Entry:

@@ -10,6 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cache_helpers as h  # noqa: E402
+from cache_helpers import one_thread  # noqa: E402,F401
 
 from lossnets.cache import FeatureCache, admin, entry_keys  # noqa: E402
 from lossnets.cli import main  # noqa: E402
