@@ -83,7 +83,7 @@ class FeatureCache:
         missing = np.zeros(len(ids), bool) if stored == list(net.layers) else np.ones(len(ids), bool)
         entry_counts = {}
         for layer in stored:
-            key, found = keys[layer], self._lookup(keys[layer], ids, out[layer])
+            found = self._lookup(keys[layer], ids, out[layer])
             missing |= ~found
             entry_counts[layer] = (int(found.sum()), int((~found).sum()))
         todo = [ids[k] for k in np.flatnonzero(missing)]
