@@ -312,6 +312,9 @@ def _cell_rows(df: pd.DataFrame, cell: Cell, meta: dict) -> pd.DataFrame:
     return rows
 
 
+_NOT_TAP_ERRORS = (OSError, ImportError, MemoryError)  # incl. WeightsNotFoundError, missing data files
+
+
 def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict]:
     """Run one architecture group: build its LossNetwork once, call each benchmark, write each cell.
 
@@ -389,7 +392,8 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
         exc, tb = attempt(bench, todo)
         if exc is None:
             continue
-        if len(todo) > 1 and config.isolate_failures:
+        # a failure that no tap causes (weights or data missing, out of memory on the machine) is not retried
+        if len(todo) > 1 and config.isolate_failures and not isinstance(exc, _NOT_TAP_ERRORS):
             for c in todo:  # one tap at a time, so that only the bad taps fail
                 t1 = time.perf_counter()
                 exc1, tb1 = attempt(bench, [c])

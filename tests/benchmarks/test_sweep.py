@@ -227,3 +227,21 @@ def test_similarity_sweep_on_made_bapps_then_report(tmp_path):
     out = write_report(tmp_path / "run")
     md = (out / "report.md").read_text()
     assert "SYNTHETIC" in md and "| squeezenet1_1 | 1 | 1 |" in md
+
+
+def test_missing_weights_fail_every_cell_with_the_message(tmp_path, monkeypatch):
+    import lossnets.engine as eng
+    built = []
+    orig = eng.LossNetwork
+
+    class Counting(orig):
+        def __init__(self, *a, **k):
+            built.append(a[1])
+            super().__init__(*a, **k)
+    monkeypatch.setattr(eng, "LossNetwork", Counting)
+    cfg = write_config(tmp_path / "c.toml", archs=["squeezenet1_1"], layers=["E", "L"])
+    cfg.write_text(cfg.read_text().replace('weights = "random"', 'weights = "nope.pt"'))
+    r = sw.sweep(cfg, tmp_path / "run", progress=False)
+    assert r.finished == 0 and len(r.failed) == 2 and "nope.pt does not exist" in r.failed[0]["error"]
+    assert built == [("E", "L")]  # not retried tap by tap: no tap causes a missing file
+    assert len(pd.read_csv(tmp_path / "run" / "results.csv")) == 0
