@@ -102,7 +102,8 @@ def summary(df: pd.DataFrame, device: str, copy_bw: float, ratios: list[tuple[st
     lines = [f"# Kernel bandwidth on {device}", "",
              f"Measured copy bandwidth: {copy_bw / 1e9:.1f} GB/s. Effective bandwidth = minimal bytes "
              "(forward: both maps read once; forward+backward: 6 map-sized transfers) / best time; "
-             f"share = of the copy bandwidth (median over taps). dtype {df.dtype.iloc[0]}, layout {df.layout.iloc[0]}. "
+             "share = of the copy bandwidth (median over taps; above 100%: the maps stay in cache, the copy "
+             f"is measured on 1 GiB). dtype {df.dtype.iloc[0]}, layout {df.layout.iloc[0]}. "
              "Ratio a/b = time of a / time of b per tap (above 1: b is faster): median (min-max) over taps. "
              f"Taps of: {', '.join(df.arch.unique())}. Threads: {torch.get_num_threads()}.", ""]
     if "fused" not in impls:
