@@ -1,6 +1,7 @@
 """FeatureCache: target-side features computed once per loss network, reused by every benchmark."""
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Callable, Sequence
 
@@ -12,6 +13,8 @@ from .hot import HotTier
 from .keys import EntryKey, entry_keys
 from .policy import FLOPS_PER_BYTE_THRESHOLD, should_cache
 from .store import STORAGE, Entry, Root
+
+USES_FLUSH_S = 10.0
 
 
 class FeatureCache:
@@ -36,6 +39,8 @@ class FeatureCache:
         self.batch_size, self.threshold, self.progress = batch_size, threshold, progress
         self._entries: dict[str, Entry] = {}
         self.counts = Counter()
+        self._uses: dict[str, Counter] = {}  # hits/misses per entry not yet added to its uses.json
+        self._uses_flushed = time.monotonic()
 
     def keys(self, net, dataset: str, preprocessing="") -> dict[str, EntryKey]:
         """The entry key of each of ``net``'s taps (see :mod:`.keys`)."""
@@ -81,21 +86,31 @@ class FeatureCache:
         stored = self._stored_layers(net, preprocessing)
         out: dict[str, list] = {layer: [None] * len(ids) for layer in net.layers}
         missing = np.zeros(len(ids), bool) if stored == list(net.layers) else np.ones(len(ids), bool)
-        entry_counts = {}
+        disk_hits = self.counts["disk_hits"]
         for layer in stored:
             found = self._lookup(keys[layer], ids, out[layer])
             missing |= ~found
-            entry_counts[layer] = (int(found.sum()), int((~found).sum()))
+            uses = self._uses.setdefault(keys[layer].name, Counter())
+            uses.update(hits=int(found.sum()), misses=int((~found).sum()))
         todo = [ids[k] for k in np.flatnonzero(missing)]
         if todo:
             self._compute(net, keys, stored, todo, load_images, out, {i: k for k, i in enumerate(ids)})
-        for layer, (hits, misses) in entry_counts.items():
-            entry = self._entry(keys[layer])
-            if entry is not None:
-                entry.record_use(hits, misses)
+        if todo or self.counts["disk_hits"] > disk_hits or time.monotonic() - self._uses_flushed > USES_FLUSH_S:
+            self.flush_uses()
         if not ids:
             return {layer: torch.empty(0) for layer in net.layers}
         return {layer: torch.stack([t.to(net.device) for t in ts]) for layer, ts in out.items()}
+
+    def flush_uses(self) -> None:
+        """Add the hit/miss counts of this object to the entries' ``uses.json`` (shown by `lossnets cache ls`).
+
+        Done after every call that computed or read from disk; calls served by the hot tier alone flush
+        at most every USES_FLUSH_S seconds, so a training loop pays no write per step."""
+        for name, c in self._uses.items():
+            if name in self._entries and (c["hits"] or c["misses"]):
+                self._entries[name].record_use(c["hits"], c["misses"])
+                c.clear()
+        self._uses_flushed = time.monotonic()
 
     def _lookup(self, key: EntryKey, ids: list[str], dest: list) -> np.ndarray:
         """Fill ``dest`` with what the hot and zarr tiers hold; returns the found mask."""

@@ -50,7 +50,9 @@ class EntryKey:
 
 
 def entry_keys(net, dataset: str, preprocessing="", dtype: str | None = None) -> dict[str, EntryKey]:
-    """The key of each tap of ``net`` (a LossNetwork) for ``dataset``; dtype None: bf16 under bf16 autocast, else fp16."""
+    """The key of each tap of ``net`` (a LossNetwork) for ``dataset``.
+
+    ``dtype`` None: bf16 for a net under bf16 autocast, else fp16."""
     from lossnets import __version__
 
     dtype = dtype or ("bf16" if net.amp == "bf16" else "fp16")

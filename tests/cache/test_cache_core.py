@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cache_helpers as h  # noqa: E402
 from cache_helpers import one_thread  # noqa: E402,F401
 
-from lossnets.cache import FeatureCache, entry_keys, prefix_flops_per_byte, should_cache  # noqa: E402
+from lossnets.cache import FeatureCache, admin, entry_keys, prefix_flops_per_byte, should_cache  # noqa: E402
 from lossnets.cache.hot import HotTier  # noqa: E402
 
 
@@ -40,6 +40,7 @@ def test_hits_equal_fresh_features_memory_url(net):
     load = Loader()
     hits = cold.get_or_compute(net, "synthetic", names[::-1], load, preprocessing=h.PREP)
     assert load.asked == [] and cold.stats()["disk_hits"] == 4 * len(names)
+    assert [(e["items"], e["hits"], e["misses"]) for e in admin.entries(url)] == [(20, 20, 20)] * 4
     for layer in net.layers:
         assert hits[layer].dtype == torch.float16
         assert torch.equal(hits[layer].flip(0), computed[layer])
