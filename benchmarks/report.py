@@ -14,8 +14,10 @@ Ranking rule (the paper's Table III, Sec. V-A). For each score, each architectur
 best extraction layer (highest value; lowest for error-like metrics), and architectures are ranked
 1 (best) to N; ties share the mean rank. An architecture's rank for a benchmark is the mean of its
 ranks over that benchmark's scores (the paper's Benchmark 2 pools superres x4 and x8, 12 scores);
-``all`` is the mean over benchmarks, each weighted equally. The paper's ranking is computed the same
-way from ``paper_results()``, over the same architectures and scores as the run, and shown beside ours.
+``all`` is the mean over benchmarks, each weighted equally (left empty for an architecture that did not
+run every benchmark of the table). The paper's ranking is computed the same way from ``paper_results()``
+over the same cells (score, architecture, tap) as the run, and shown beside ours. The best-tap table
+shows the paper's best of all four taps (its Table IV).
 """
 from __future__ import annotations
 
@@ -120,18 +122,18 @@ def ranking(df: pd.DataFrame, *, scores: pd.DataFrame | None = None) -> pd.DataF
     per = best.groupby(["arch", "group"])["rank"].mean().unstack("group")
     groups = list(dict.fromkeys(scores["group"]))
     per = per.reindex(columns=groups)
-    per["all"] = per.mean(axis=1)
-    return per.sort_values("all").reset_index()
+    per["all"] = per.mean(axis=1, skipna=False)  # only for architectures that ran every benchmark
+    return per.sort_values(["all", *groups], na_position="last").reset_index()
 
 
 def paper_ranking(df: pd.DataFrame) -> pd.DataFrame:
-    """The paper's ranking computed the same way, over the run's architectures and scores."""
+    """The paper's ranking computed the same way, over the run's (score, architecture, tap) cells."""
     ours = score_rows(df)
     paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset"})
-    keys = set(zip(ours["paper_benchmark"], ours["paper_dataset"], ours["metric"]))
-    wanted = np.array([k in keys for k in zip(paper["paper_benchmark"], paper["paper_dataset"], paper["metric"])],
-                      dtype=bool)
-    sel = paper[wanted & paper["arch"].isin(set(ours["arch"])).to_numpy()].copy()
+    keys = set(zip(ours["paper_benchmark"], ours["paper_dataset"], ours["metric"], ours["arch"], ours["layer"]))
+    wanted = np.array([k in keys for k in zip(paper["paper_benchmark"], paper["paper_dataset"], paper["metric"],
+                                              paper["arch"], paper["layer"])], dtype=bool)
+    sel = paper[wanted].copy()
     if sel.empty:
         return pd.DataFrame(columns=["arch", "all"])
     sel["group"] = sel["paper_benchmark"].map(lambda b: BENCHMARK_GROUP.get(b, b))
@@ -292,8 +294,9 @@ def caveats(df: pd.DataFrame) -> list[str]:
                    "its numbers say nothing about the published loss networks.")
     if _synthetic_rows(df).any():
         bench = sorted(set(df.loc[_synthetic_rows(df), "benchmark"]))
-        out.append(f"This run used SYNTHETIC data ({', '.join(bench)}): made images with synthetic labels, "
-                   "not the benchmark data sets; the figures test the machinery, not the networks.")
+        out.append(f"This run used SYNTHETIC data ({', '.join(bench)}): sets that lossnets made from bundled photos "
+                   "(synthetic judgments), not the benchmark data sets; the figures test the machinery, not the "
+                   "networks.")
     return out
 
 
@@ -328,8 +331,9 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
     md += ["## Architecture ranking (paper Table III)", "",
            "Per score each architecture counts with its best tap; architectures are ranked 1 (best) to N, ties "
            "share the mean rank; a benchmark's rank is the mean over its scores (superres x4 and x8 pooled), "
-           "`all` the mean over benchmarks. `(paper)`: the same computation on the published figures, over the "
-           "same architectures and scores.", "", markdown_table(side)]
+           "`all` the mean over benchmarks (empty unless the architecture ran all of them). `(paper)`: the same "
+           "computation on the published figures, over the same (score, architecture, tap) cells as this run.", "",
+           markdown_table(side)]
     md += ["## Best tap per architecture (paper Table IV)", "", markdown_table(taps)]
     for f in files:
         md += [f"![{f.stem}]({f.name})", ""]

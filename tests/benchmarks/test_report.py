@@ -58,6 +58,13 @@ def test_ranking_best_taps_and_comparison_of_a_made_table():
     assert rp.compare(made_table("imagenet", "bapps")).comparable.all()
     assert len(rp.caveats(df)) == 2 and rp.caveats(made_table("imagenet", "bapps")) == []
 
+    # an architecture that did not run every benchmark gets no overall rank; the paper's ranking uses the same cells
+    part = df[~((df.arch == "alexnet") & (df.benchmark == "superres"))]
+    r = rp.ranking(part).set_index("arch")
+    assert np.isnan(r.loc["alexnet", "all"]) and r.index[0] == "squeezenet1_1"
+    p = rp.paper_ranking(part).set_index("arch")
+    assert np.isnan(p.loc["alexnet", "superres"]) and p.loc["squeezenet1_1", "superres"] == 1
+
 
 def test_report_renders_with_plots_and_warnings(tmp_path):
     made_table().to_csv(tmp_path / "results.csv", index=False)
