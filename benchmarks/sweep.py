@@ -600,6 +600,13 @@ def merge(run_dirs, out) -> pd.DataFrame:
     from OUT's cells, so it has no duplicate rows.
     """
     out = Path(out)
+    prints = {}
+    for rd in map(Path, run_dirs):
+        if (rd / STATE).is_file():
+            prints[str(rd)] = json.loads((rd / STATE).read_text()).get("fingerprint")
+    if len(set(prints.values())) > 1:
+        warnings.warn(f"merging runs with different settings (weights, seed, amp or benchmark settings): {prints}; "
+                      "a cell held by several of them is taken from the latest", stacklevel=2)
     chosen: dict[Cell, tuple[pd.DataFrame, float, int]] = {}
     for i, rd in enumerate(map(Path, run_dirs)):
         for cell, df, t in _cells_of(rd):
