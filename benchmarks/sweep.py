@@ -344,6 +344,18 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
             on_cell(out)
 
     nets: dict[tuple[str, ...], object] = {}
+    opened: list = []
+
+    def shared_cache():
+        """One FeatureCache on the config's URL for every benchmark of the group (they share its hot tier),
+        quiet; the URL itself where lossnets.cache cannot open it (the benchmark then reports why)."""
+        if not opened:
+            try:
+                from lossnets.cache import FeatureCache
+                opened.append(FeatureCache(config.cache, progress=False))
+            except Exception:  # noqa: BLE001
+                opened.append(config.cache)
+        return opened[0]
 
     def network(layers: tuple[str, ...]):
         if layers not in nets:
@@ -367,7 +379,7 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
             fn = load_function(spec["function"])
             kwargs = dict(spec["settings"])
             if config.cache is not None and _accepts(fn, "cache"):
-                kwargs["cache"] = config.cache
+                kwargs["cache"] = shared_cache()
             if _accepts(fn, "progress"):
                 kwargs["progress"] = False
             df = fn(net, **kwargs)
@@ -403,6 +415,12 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
             per = (time.perf_counter() - t0) / len(todo)
             for c in todo:
                 finish(c, per, exc, tb)
+    for c in opened:
+        if hasattr(c, "flush_uses"):
+            try:
+                c.flush_uses()
+            except Exception:  # noqa: BLE001 - usage counts are best effort
+                pass
     return outcomes
 
 

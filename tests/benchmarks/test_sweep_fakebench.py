@@ -15,6 +15,13 @@ import torch
 CALLS_ENV = "LOSSNETS_FAKE_CALLS"  # if set, a file that gets one line per call (arch and layers)
 
 
+def _url(cache) -> str:
+    """The cache's URL: the sweep passes one opened FeatureCache (or the URL string)."""
+    if cache is None:
+        return ""
+    return cache if isinstance(cache, str) else f"{type(cache).__name__}:{cache.root.url}"
+
+
 def run(net, *, name="fake", datasets=("fake/a", "fake/b"), sleep: float = 0.0, fail=(), fail_while=None, data="synthetic",
         root=None, cache=None, progress=True) -> pd.DataFrame:
     if os.environ.get(CALLS_ENV):
@@ -33,6 +40,6 @@ def run(net, *, name="fake", datasets=("fake/a", "fake/b"), sleep: float = 0.0, 
         for i, ds in enumerate(datasets):
             rows.append({"benchmark": name, "arch": net.arch.name, "layer": layer, "weights": net.weights_spec,
                          "dataset": ds, "metric": "score", "value": m + i, "data": data,
-                         "cache": cache or ""})
+                         "cache": _url(cache)})
     df = pd.DataFrame(rows)
     return df.drop(columns="data") if data is None else df
