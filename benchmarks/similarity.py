@@ -83,7 +83,10 @@ def _open_cache(cache):
     if cache is None or not isinstance(cache, (str, Path)):
         return cache
     from lossnets.cache import FeatureCache
-    return FeatureCache(str(cache))
+    # fp32 on disk: a cached run gives the same figures as an uncached one. fp16 (the cache's default)
+    # flushes the tiny activations of deep taps of random-weight nets (googlenet, efficientnet: ~1e-13)
+    # to zero, and the distances then tie.
+    return FeatureCache(str(cache), dtype="fp32")
 
 
 def _features(net, data: BAPPS, idx: np.ndarray, cache, batch_size: int) -> dict[str, torch.Tensor]:

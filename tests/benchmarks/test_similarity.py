@@ -82,6 +82,10 @@ def test_evaluate_table(root, tmp_path):
     per = back[back["dataset"].str.startswith("2afc/val/")].groupby("layer")["value"].mean()
     assert np.allclose(agg.sort_index(), per.sort_index())
     assert "paper_value" not in back.columns
+    # a cache URL stores fp32: the same figures as without a cache
+    cached = similarity.evaluate(["alexnet"], ["E", "M"], root, weights="random", seed=2, device="cpu",
+                                 cache=str(tmp_path / "cache"), progress=False)
+    assert list(cached["value"]) == list(df["value"]) and set(cached["cache"]) == {str(tmp_path / "cache")}
     # with imagenet weights the published figure sits beside ours
     fake = back.assign(weights="imagenet")
     with_paper = similarity._finish([fake[similarity.tidy([]).columns.tolist() + ["n", "data"]]], {},

@@ -28,7 +28,7 @@ LPIPS_LAYERS = {
 # our taps E,S,M,L that lpips has, plus lpips layers that are no tap of ours (asked by module path)
 CASES = {
     "alexnet": ("E", "S", "M", "features.9", "L"),
-    "vgg16": ("E", "S", "M", "L"),
+    "vgg16": ("E", "S", "M", "features.22", "L"),
     "squeezenet1_1": ("E", "features.4", "M", "features.9", "L"),
 }
 
