@@ -15,7 +15,7 @@ All three use the same random weights (no ImageNet weights needed) and the same 
 
     python benchmarks/speed/similarity_grid.py [--size 4] [--archs ...] [--batch-size 64]
 
-Writes ``benchmarks/speed/results/similarity_grid_<device>.csv`` (per architecture) and ``.md``.
+Writes ``benchmarks/speed/results/similarity_grid_<device>[_auto].csv`` (per architecture) and ``.md``.
 """
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--policy", choices=["always", "auto"], default="always",
+                    help="the cache's policy: store every tap, or only taps whose FLOPs per byte pay (auto)")
     args = ap.parse_args(argv)
     archs = resolve_archs(args.archs)
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -93,7 +95,7 @@ def main(argv=None) -> None:
             sync()
             plain[arch] = time.perf_counter() - t_arch
             for phase in ("cold", "warm"):  # warm: a new cache object on the same folder, as a new process
-                cache = FeatureCache(str(work / "cache"), cache_policy="always", dtype="fp32", progress=False)
+                cache = FeatureCache(str(work / "cache"), cache_policy=args.policy, dtype="fp32", progress=False)
                 t_arch = time.perf_counter()
                 net = LossNetwork(arch, TAPS, "random", seed=args.seed, device=device)
                 df = similarity.run(net, data, cache=cache, batch_size=args.batch_size, progress=False)
@@ -123,21 +125,22 @@ def main(argv=None) -> None:
                             networks=4 * len(archs), data="synthetic", weights="random",
                             lossnets_load_s=round(load_s, 3),
                             max_abs_score_diff_cold=diff["cold"], max_abs_score_diff_warm=diff["warm"],
-                            warm_computed=stats["warm"])
+                            warm_computed=stats["warm"], cache_policy=args.policy)
         for k, v in meta.items():
             table[k] = v
         OUT.mkdir(parents=True, exist_ok=True)
-        csv = write_csv_atomic(table, OUT / f"similarity_grid_{device.type}.csv")
+        stem = f"similarity_grid_{device.type}" + ("" if args.policy == "always" else f"_{args.policy}")
+        csv = write_csv_atomic(table, OUT / f"{stem}.csv")
         show = table[["arch", "plain_s", "cold_s", "warm_s", "speedup_cold", "speedup_warm"]]
         md = (f"# Similarity grid: lossnets vs the plain approach ({device}, {torch.get_num_threads()} threads)\n\n"
               f"{4 * len(archs)} loss networks; made set (SYNTHETIC judgments) of {n_items['2afc']} triplets "
               f"and {n_items['jnd']} JND pairs, {len(data.images)} distinct 64x64 images; random weights.\n"
               f"plain = one eager fp32 job per (arch, tap), each decoding the data and computing the reference "
-              f"twice; cold = lossnets with a fresh feature cache; warm = the same with the cache filled.\n"
+              f"twice; cold = lossnets with a fresh feature cache (policy {args.policy}, fp32); warm = the same with the cache filled.\n"
               f"Largest |score difference| to plain: cold {diff['cold']:.2e}, warm {diff['warm']:.2e} "
               f"(cached features are fp32). Warm run computed {stats['warm']} images. lossnets times include its one decode of the data ({load_s:.2f}s, spread over the architectures).\n\n"
               + show.to_markdown(index=False, floatfmt=".2f") + "\n")
-        (OUT / f"similarity_grid_{device.type}.md").write_text(md)
+        (OUT / f"{stem}.md").write_text(md)
         print(md)
         print(f"wrote {csv}")
     finally:
