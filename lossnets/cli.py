@@ -46,6 +46,14 @@ def _cmd_profile(args) -> None:
     print(f"wrote {out} and {png}")
 
 
+def _cmd_demo(args) -> None:
+    from lossnets.benchmarks.demo import run_demo
+    paths = run_demo(args.out, device=args.device)
+    print("SYNTHETIC data and RANDOM weights: the demo shows the machinery, not the paper's results.")
+    for name, path in paths.items():
+        print(f"{name:>10}: {path}")
+
+
 # --- commands added by each room go below this line, one function each ---
 
 
@@ -171,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--out", default="profile.csv", help="CSV path; the MACs plot goes beside it as .png")
     p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("demo", help="the main job on embedded data: make data, sweep all 56 networks, report, profile")
+    p.add_argument("out", nargs="?", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_demo)
 
     # --- parsers added by each room go below this line ---
     p = sub.add_parser("similarity", help="benchmark 1: BAPPS 2AFC and JND mAP of every loss network")

@@ -13,3 +13,12 @@ def torch_home(tmp_path, monkeypatch):
     """An empty torchvision download cache, so no test sees real weights."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     return tmp_path / "torch_home"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny ops: faster than two, above all on a loaded machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

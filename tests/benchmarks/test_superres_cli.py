@@ -6,12 +6,7 @@ import torch
 from lossnets.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_make_sr_then_superres(tmp_path, capsys):

@@ -28,11 +28,3 @@ def make_net(seed: int = 0, layers=("E", "S", "M", "L")):
     from lossnets import LossNetwork
     return LossNetwork(ARCH, layers=layers, weights="random", seed=seed, device="cpu")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core CI machine, intra-op threads spin against other jobs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

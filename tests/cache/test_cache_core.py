@@ -9,10 +9,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cache_helpers as h  # noqa: E402
-from cache_helpers import one_thread  # noqa: E402,F401
 
 from lossnets.cache import FeatureCache, admin, entry_keys, prefix_flops_per_byte, should_cache  # noqa: E402
 from lossnets.cache.hot import HotTier  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cache_helpers as h  # noqa: E402
-from cache_helpers import one_thread  # noqa: E402,F401
 
 from lossnets.cache import FeatureCache, admin, entry_keys  # noqa: E402
 from lossnets.cli import main  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 WRITER = Path(__file__).parent / "cache_writer.py"
 
