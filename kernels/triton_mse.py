@@ -10,25 +10,17 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_common import blocks, flat_strides, rowsum, write_back
+from .triton_common import (blocks, flat_strides, grad_buffers, load_pair, pixel_tile, rowsum, store_block,
+                            write_back)
 
 
 @triton.jit
 def _fwd_kernel(f, g, part, C, P, NB, sfn, sfc, sfp, sgn, sgc, sgp,
                 BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    pb = tl.program_id(1)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
-    pm = p < P
-    cr = tl.arange(0, BLOCK_C)
-    x_base = f + n * sfn + p[None, :] * sfp
-    y_base = g + n * sgn + p[None, :] * sgp
+    n, pb, p, pm, cr, x_base, y_base = pixel_tile(f, g, P, sfn, sfp, sgn, sgp, BLOCK_C, BLOCK_P)
     acc = tl.zeros([BLOCK_P], tl.float32)
     for c0 in range(0, C, BLOCK_C):
-        c = c0 + cr
-        m = (c < C)[:, None] & pm[None, :]
-        x = tl.load(x_base + c[:, None] * sfc, mask=m, other=0.0).to(tl.float32)
-        y = tl.load(y_base + c[:, None] * sgc, mask=m, other=0.0).to(tl.float32)
+        c, cm, m, x, y = load_pair(x_base, y_base, c0, cr, C, pm, sfc, sgc)
         d = x - y
         acc += tl.sum(d * d, 0)
     tl.store(part + n * NB + pb, tl.sum(acc, 0))
@@ -37,20 +29,13 @@ def _fwd_kernel(f, g, part, C, P, NB, sfn, sfc, sfp, sgn, sgc, sgp,
 @triton.jit
 def _bwd_kernel(go, f, g, gf, gg, C, P, sfn, sfc, sfp, sgn, sgc, sgp, tfn, tfc, tfp, tgn, tgc, tgp, inv_cp,
                 BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    pb = tl.program_id(1)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
-    pm = p < P
-    cr = tl.arange(0, BLOCK_C)
+    n, pb, p, pm, cr, x_base, y_base = pixel_tile(f, g, P, sfn, sfp, sgn, sgp, BLOCK_C, BLOCK_P)
     scale = 2.0 * tl.load(go + n).to(tl.float32) * inv_cp
     for c0 in range(0, C, BLOCK_C):
-        c = c0 + cr
-        m = (c < C)[:, None] & pm[None, :]
-        x = tl.load(f + n * sfn + c[:, None] * sfc + p[None, :] * sfp, mask=m, other=0.0).to(tl.float32)
-        y = tl.load(g + n * sgn + c[:, None] * sgc + p[None, :] * sgp, mask=m, other=0.0).to(tl.float32)
+        c, cm, m, x, y = load_pair(x_base, y_base, c0, cr, C, pm, sfc, sgc)
         d = scale * (x - y)
-        tl.store(gf + n * tfn + c[:, None] * tfc + p[None, :] * tfp, d.to(gf.dtype.element_ty), mask=m)
-        tl.store(gg + n * tgn + c[:, None] * tgc + p[None, :] * tgp, (-d).to(gg.dtype.element_ty), mask=m)
+        store_block(gf, n, c, p, tfn, tfc, tfp, d, m)
+        store_block(gg, n, c, p, tgn, tgc, tgp, -d, m)
 
 
 def forward(f: torch.Tensor, g: torch.Tensor, block_c: int | None = None, block_p: int | None = None) -> torch.Tensor:
@@ -71,11 +56,9 @@ def backward(grad: torch.Tensor, f: torch.Tensor, g: torch.Tensor,
     """Gradients w.r.t. f and g, in their dtype and layout."""
     n, c, h, w = f.shape
     p = h * w
-    gf, gg = torch.empty_like(f), torch.empty_like(g)
+    gf, gg, gfw, tf, ggw, tg = grad_buffers(f, g)
     f, sf = flat_strides(f)
     g, sg = flat_strides(g)
-    gfw, tf = flat_strides(gf)
-    ggw, tg = flat_strides(gg)
     bc, bp = blocks(c, p, block_c, block_p)
     _bwd_kernel[(n, triton.cdiv(p, bp))](grad.contiguous(), f, g, gfw, ggw, c, p, *sf, *sg, *tf, *tg,
                                          1.0 / (c * p), BLOCK_C=bc, BLOCK_P=bp)

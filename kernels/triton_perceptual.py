@@ -14,41 +14,50 @@ import triton
 import triton.language as tl
 
 from .reference import EPS
-from .triton_common import blocks, flat_strides, rowsum, write_back
+from .triton_common import (blocks, flat_strides, grad_buffers, load_pair, pixel_tile, rowsum, store_block,
+                            write_back)
+
+
+@triton.jit
+def _inv_norms(x_base, y_base, C, pm, cr, s0c, s1c, eps, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+    """Pass 1: 1 / |x| and 1 / |y| over the channels, per pixel (eps inside the square root)."""
+    ss0 = tl.zeros([BLOCK_P], tl.float32)
+    ss1 = tl.zeros([BLOCK_P], tl.float32)
+    for c0 in range(0, C, BLOCK_C):
+        c, cm, m, x, y = load_pair(x_base, y_base, c0, cr, C, pm, s0c, s1c)
+        ss0 += tl.sum(x * x, 0)
+        ss1 += tl.sum(y * y, 0)
+    return 1.0 / tl.sqrt(ss0 + eps), 1.0 / tl.sqrt(ss1 + eps)
+
+
+@triton.jit
+def _weighted(v, w, c, cm, HAS_W: tl.constexpr):
+    """v (channels x pixels) times the per-channel weight, if there is one."""
+    if HAS_W:
+        v = v * tl.load(w + c, mask=cm, other=0.0).to(tl.float32)[:, None]
+    return v
+
+
+@triton.jit
+def _unit_grad(x_base, y_base, w, c0, cr, C, pm, s0c, s1c, inv0, inv1, scale, HAS_W: tl.constexpr):
+    """A channel block of the unit vectors a = x/|x|, b = y/|y| and of g = dL/da = 2 scale w (a - b)."""
+    c, cm, m, x, y = load_pair(x_base, y_base, c0, cr, C, pm, s0c, s1c)
+    a = x * inv0[None, :]
+    b = y * inv1[None, :]
+    g = _weighted((2.0 * scale) * (a - b), w, c, cm, HAS_W)
+    return c, cm, m, a, b, g
 
 
 @triton.jit
 def _fwd_kernel(f0, f1, w, part, C, P, NB, s0n, s0c, s0p, s1n, s1c, s1p, eps,
                 HAS_W: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    pb = tl.program_id(1)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
-    pm = p < P
-    cr = tl.arange(0, BLOCK_C)
-    x_base = f0 + n * s0n + p[None, :] * s0p
-    y_base = f1 + n * s1n + p[None, :] * s1p
-    ss0 = tl.zeros([BLOCK_P], tl.float32)
-    ss1 = tl.zeros([BLOCK_P], tl.float32)
-    for c0 in range(0, C, BLOCK_C):  # pass 1: the channel norms
-        c = c0 + cr
-        m = (c < C)[:, None] & pm[None, :]
-        x = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32)
-        y = tl.load(y_base + c[:, None] * s1c, mask=m, other=0.0).to(tl.float32)
-        ss0 += tl.sum(x * x, 0)
-        ss1 += tl.sum(y * y, 0)
-    inv0 = 1.0 / tl.sqrt(ss0 + eps)
-    inv1 = 1.0 / tl.sqrt(ss1 + eps)
+    n, pb, p, pm, cr, x_base, y_base = pixel_tile(f0, f1, P, s0n, s0p, s1n, s1p, BLOCK_C, BLOCK_P)
+    inv0, inv1 = _inv_norms(x_base, y_base, C, pm, cr, s0c, s1c, eps, BLOCK_C, BLOCK_P)
     acc = tl.zeros([BLOCK_P], tl.float32)
     for c0 in range(0, C, BLOCK_C):  # pass 2: weighted squared difference of the unit vectors
-        c = c0 + cr
-        m = (c < C)[:, None] & pm[None, :]
-        x = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32)
-        y = tl.load(y_base + c[:, None] * s1c, mask=m, other=0.0).to(tl.float32)
+        c, cm, m, x, y = load_pair(x_base, y_base, c0, cr, C, pm, s0c, s1c)
         d = x * inv0[None, :] - y * inv1[None, :]
-        d2 = d * d
-        if HAS_W:
-            d2 = d2 * tl.load(w + c, mask=c < C, other=0.0).to(tl.float32)[:, None]
-        acc += tl.sum(d2, 0)
+        acc += tl.sum(_weighted(d * d, w, c, cm, HAS_W), 0)
     tl.store(part + n * NB + pb, tl.sum(acc, 0))
 
 
@@ -56,56 +65,24 @@ def _fwd_kernel(f0, f1, w, part, C, P, NB, s0n, s0c, s0p, s1n, s1c, s1p, eps,
 def _bwd_kernel(go, f0, f1, w, g0, g1, gw_part, C, P, NB, NNB,
                 s0n, s0c, s0p, s1n, s1c, s1p, t0n, t0c, t0p, t1n, t1c, t1p, eps, inv_p,
                 HAS_W: tl.constexpr, NEED_GW: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    pb = tl.program_id(1)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
-    pm = p < P
-    cr = tl.arange(0, BLOCK_C)
-    x_base = f0 + n * s0n + p[None, :] * s0p
-    y_base = f1 + n * s1n + p[None, :] * s1p
-    ss0 = tl.zeros([BLOCK_P], tl.float32)
-    ss1 = tl.zeros([BLOCK_P], tl.float32)
-    for c0 in range(0, C, BLOCK_C):  # pass 1: the channel norms
-        c = c0 + cr
-        m = (c < C)[:, None] & pm[None, :]
-        x = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32)
-        y = tl.load(y_base + c[:, None] * s1c, mask=m, other=0.0).to(tl.float32)
-        ss0 += tl.sum(x * x, 0)
-        ss1 += tl.sum(y * y, 0)
-    inv0 = 1.0 / tl.sqrt(ss0 + eps)
-    inv1 = 1.0 / tl.sqrt(ss1 + eps)
+    n, pb, p, pm, cr, x_base, y_base = pixel_tile(f0, f1, P, s0n, s0p, s1n, s1p, BLOCK_C, BLOCK_P)
+    inv0, inv1 = _inv_norms(x_base, y_base, C, pm, cr, s0c, s1c, eps, BLOCK_C, BLOCK_P)
     scale = tl.load(go + n).to(tl.float32) * inv_p
     # pass 2: <a, g> and <b, g> per pixel, and the weight-gradient partials
     dot0 = tl.zeros([BLOCK_P], tl.float32)
     dot1 = tl.zeros([BLOCK_P], tl.float32)
     for c0 in range(0, C, BLOCK_C):
-        c = c0 + cr
-        cm = c < C
-        m = cm[:, None] & pm[None, :]
-        a = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32) * inv0[None, :]
-        b = tl.load(y_base + c[:, None] * s1c, mask=m, other=0.0).to(tl.float32) * inv1[None, :]
-        d = a - b
-        g = (2.0 * scale) * d
-        if HAS_W:
-            g = g * tl.load(w + c, mask=cm, other=0.0).to(tl.float32)[:, None]
+        c, cm, m, a, b, g = _unit_grad(x_base, y_base, w, c0, cr, C, pm, s0c, s1c, inv0, inv1, scale, HAS_W)
         dot0 += tl.sum(a * g, 0)
         dot1 += tl.sum(b * g, 0)
         if NEED_GW:
+            d = a - b
             tl.store(gw_part + c.to(tl.int64) * NNB + n * NB + pb, tl.sum(d * d, 1) * scale, mask=cm)
     # pass 3: the gradients
     for c0 in range(0, C, BLOCK_C):
-        c = c0 + cr
-        cm = c < C
-        m = cm[:, None] & pm[None, :]
-        a = tl.load(x_base + c[:, None] * s0c, mask=m, other=0.0).to(tl.float32) * inv0[None, :]
-        b = tl.load(y_base + c[:, None] * s1c, mask=m, other=0.0).to(tl.float32) * inv1[None, :]
-        g = (2.0 * scale) * (a - b)
-        if HAS_W:
-            g = g * tl.load(w + c, mask=cm, other=0.0).to(tl.float32)[:, None]
-        gx = inv0[None, :] * (g - a * dot0[None, :])
-        gy = inv1[None, :] * (b * dot1[None, :] - g)
-        tl.store(g0 + n * t0n + c[:, None] * t0c + p[None, :] * t0p, gx.to(g0.dtype.element_ty), mask=m)
-        tl.store(g1 + n * t1n + c[:, None] * t1c + p[None, :] * t1p, gy.to(g1.dtype.element_ty), mask=m)
+        c, cm, m, a, b, g = _unit_grad(x_base, y_base, w, c0, cr, C, pm, s0c, s1c, inv0, inv1, scale, HAS_W)
+        store_block(g0, n, c, p, t0n, t0c, t0p, inv0[None, :] * (g - a * dot0[None, :]), m)
+        store_block(g1, n, c, p, t1n, t1c, t1p, inv1[None, :] * (b * dot1[None, :] - g), m)
 
 
 def forward(f0: torch.Tensor, f1: torch.Tensor, weight: torch.Tensor | None,
@@ -129,11 +106,9 @@ def backward(grad: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor, weight: tor
     """Gradients w.r.t. f0, f1 (their dtype and layout) and the weight ((C,) fp32, empty if not needed)."""
     n, c, h, w = f0.shape
     p = h * w
-    g0, g1 = torch.empty_like(f0), torch.empty_like(f1)
+    g0, g1, g0w, t0, g1w, t1 = grad_buffers(f0, f1)
     f0, s0 = flat_strides(f0)
     f1, s1 = flat_strides(f1)
-    g0w, t0 = flat_strides(g0)
-    g1w, t1 = flat_strides(g1)
     bc, bp = blocks(c, p, block_c, block_p)
     nb = triton.cdiv(p, bp)
     need_gw = need_weight_grad and weight is not None
