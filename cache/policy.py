@@ -1,9 +1,10 @@
 """Which taps are worth caching: recomputing must cost more than reading the features back.
 
-The measure is FLOPs of the network prefix up to the tap per byte of stored features (counted with
-``torch.utils.flop_counter`` on the meta device, so no weights or memory are needed). It is nearly
-independent of the input size (both grow with H*W). A tap is cached under ``auto`` when it exceeds
-``FLOPS_PER_BYTE_THRESHOLD`` = (compute FLOP/s) / (read bytes/s) measured on this machine by
+The measure is FLOPs of the network prefix up to the tap per byte of stored features (counted by the
+engine's profiler, ``lossnets.engine.profiler.count_macs``, on the meta device, so no weights or
+memory are needed). It is nearly independent of the input size (both grow with H*W). A tap is
+cached under ``auto`` when it exceeds ``FLOPS_PER_BYTE_THRESHOLD`` = (compute FLOP/s) / (read
+bytes/s) measured on this machine by
 ``benchmarks/speed/cache_bench.py`` (see ``benchmarks/speed/results/cache_policy.csv``).
 """
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from functools import cache
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from lossnets.engine.profiler import count_macs, meta_model
 from lossnets.engine.registry import get_architecture
 from lossnets.engine.truncate import truncate
 
@@ -27,13 +28,10 @@ FLOPS_PER_BYTE_THRESHOLD = 200.0
 @cache
 def prefix_flops_per_byte(arch: str, module: str, layer: str, size: int = 224, bytes_per_value: int = 2) -> float:
     """FLOPs of the prefix up to ``module`` per byte of its output (at ``size`` x ``size``, one image)."""
-    with torch.device("meta"):
-        full = get_architecture(arch).build()
-    prefix = truncate(full, {module: layer})
+    prefix = truncate(meta_model(get_architecture(arch)), {module: layer})
     x = torch.empty(1, 3, size, size, device="meta")
-    with FlopCounterMode(display=False) as counter:
-        out = prefix(x)[layer]
-    return counter.get_total_flops() / (out.numel() * bytes_per_value)
+    flops = 2 * count_macs(prefix, x)
+    return flops / (prefix(x)[layer].numel() * bytes_per_value)
 
 
 def should_cache(policy: str, arch: str, module: str, layer: str, size: int = 224,
