@@ -9,7 +9,7 @@ from torch import nn
 
 from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
 from .truncate import truncate
-from .weights import file_state_dict, imagenet_state_dict, load_prefix_state, state_digest
+from .weights import file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict, state_digest
 
 AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -35,7 +35,8 @@ class LossNetwork(nn.Module):
 
     ``layers`` are tap letters (E, S, M, L) or module paths of the torchvision model; the keys of the
     output are the letters of registered taps and the paths otherwise. ``weights``: "imagenet",
-    "random" (seeded by ``seed``) or a path to a state_dict of the full torchvision model.
+    "random" (torchvision's own init of the full model, seeded by ``seed``; see
+    ``weights.random_state_dict``) or a path to a state_dict of the full torchvision model.
     ``normalize``: "imagenet" applies the normalisation the ImageNet weights expect (for googlenet and
     inception_v3 that is their ``transform_input``, applied here once and never in the model),
     "none" feeds the input as it is.
@@ -59,26 +60,23 @@ class LossNetwork(nn.Module):
         self.channels_last = channels_last
         self.device = torch.device(device) if device is not None else default_device()
 
-        if self.weights_spec == "random":  # seeded init of the full model, identical to torchvision's
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                full = self.arch.build()
-        else:  # loaded weights: no time spent initialising what is overwritten or cut away
-            with torch.device("meta"):
-                full = self.arch.build()
+        with torch.device("meta"):  # shapes only: the weights are loaded into the kept prefix below
+            full = self.arch.build()
         self.taps: tuple[Tap, ...] = tuple(self._resolve(full, layer) for layer in layers)
         self.layers = tuple(t.layer for t in self.taps)
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"layers repeat a tap: {layers}")
         self.body = truncate(full, {t.module: t.layer for t in self.taps})
-        del full
-        if self.weights_spec != "random":
-            self.body.to_empty(device="cpu")
-            if self.weights_spec == "imagenet":
-                state, source = imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}"
-            else:
-                state, source = file_state_dict(self.weights_spec), f"weights file {self.weights_spec}"
-            load_prefix_state(self.body, state, source)
+        self.body.to_empty(device="cpu")
+        if self.weights_spec == "random":
+            state = random_state_dict(self.arch, seed, full, self.taps, self.body.state_dict())
+            source = f"random weights (seed {seed})"
+        elif self.weights_spec == "imagenet":
+            state, source = imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}"
+        else:
+            state, source = file_state_dict(self.weights_spec), f"weights file {self.weights_spec}"
+        load_prefix_state(self.body, state, source)
+        del full, state
 
         mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
         self.norm = Normalize(mean, std) if normalize == "imagenet" else nn.Identity()

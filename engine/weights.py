@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import urllib.error
 from pathlib import Path
 
 import torch
+import torchvision
 
-from .registry import Architecture
+from .registry import Architecture, Tap
+from .truncate import truncate
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -35,6 +38,47 @@ def imagenet_state_dict(arch: Architecture) -> dict[str, torch.Tensor]:
             f"torchvision wants the file {path}: download {w.url} and put it there "
             f"(the folder follows $TORCH_HOME, now {torch.hub.get_dir()})."
         ) from e
+
+
+def lossnets_home() -> Path:
+    """Where lossnets keeps its own files: $LOSSNETS_HOME, else ~/.cache/lossnets."""
+    return Path(os.environ.get("LOSSNETS_HOME") or Path.home() / ".cache" / "lossnets")
+
+
+def random_weights_path(arch: Architecture, seed: int) -> Path:
+    """The stored prefix of a seeded random init; the versions are in the name because they fix the RNG use."""
+    tag = f"{arch.name}-seed{seed}-torch{torch.__version__}-torchvision{torchvision.__version__}"
+    return lossnets_home() / "random_weights" / (tag.replace("+", "_") + ".pt")
+
+
+def random_state_dict(arch: Architecture, seed: int, meta_full: torch.nn.Module, taps: tuple[Tap, ...],
+                      needed) -> dict[str, torch.Tensor]:
+    """torchvision's init of the full model under ``torch.manual_seed(seed)``, as a state_dict.
+
+    Initialising a full model costs seconds (VGG's classifier alone has 120M parameters) and all but the
+    prefix is thrown away, so the prefix up to the deepest registered or requested tap is stored once
+    (atomically) and loaded from then on. ``meta_full`` is the model on the meta device; ``needed`` the
+    keys the caller will load.
+    """
+    path = random_weights_path(arch, seed)
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if set(needed) <= state.keys():
+            return state
+    keep = truncate(meta_full, {t.module: f"t{i}" for i, t in enumerate(arch.taps + taps)}).state_dict()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        full = arch.build().state_dict()
+    state = {k: full[k] for k in keep}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return state
 
 
 def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

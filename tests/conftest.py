@@ -1,10 +1,13 @@
 """Shared test settings: deterministic, quiet, single-threaded enough for a 2-core CI machine."""
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# the store of random-weight prefixes starts empty for every test session (subprocesses inherit it)
+os.environ["LOSSNETS_HOME"] = tempfile.mkdtemp(prefix="lossnets-home-")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

@@ -1,10 +1,11 @@
 """Similarity benchmark speed (a script, not a test): the whole grid, lossnets against the plain approach.
 
 * plain: as the published code runs it, every (architecture, tap) is a separate job: it loads the data
-  set (decodes the PNGs), builds its own loss network cut at that one tap, runs eager fp32 without
-  channels_last, and for each triplet computes the reference's features twice (once for d(ref,p0), once
-  for d(ref,p1)), in batches of triplets.
-* lossnets cold: the data set decoded once; per architecture one LossNetwork with all four taps (one
+  set (decodes the PNGs), builds the whole torchvision network (seeded init), runs it in full, eager fp32
+  without channels_last, takes the tap with a forward hook, and for each triplet computes the
+  reference's features twice (once for d(ref,p0), once for d(ref,p1)), in batches of triplets.
+* lossnets cold: a fresh LOSSNETS_HOME (so the seeded init of each network is paid once, as on a new
+  machine); the data set decoded once; per architecture one LossNetwork with all four taps (one
   forward pass), each distinct image once, features written to a fresh FeatureCache.
 * lossnets warm: the same run again with a new FeatureCache object on the same folder (as a new
   process would): the features are read back from the zarr tier, no forward pass.
@@ -34,7 +35,8 @@ from lossnets.benchmarks import similarity
 from lossnets.benchmarks.bapps import load_bapps, make_bapps
 from lossnets.benchmarks.results import run_metadata, write_csv_atomic
 from lossnets.cache import FeatureCache
-from lossnets.engine import LossNetwork, resolve_archs
+from lossnets.engine import LossNetwork, get_architecture, resolve_archs
+from lossnets.engine.registry import NORMALIZATIONS
 from lossnets.kernels import perceptual_distance
 
 OUT = Path(__file__).parent / "results"
@@ -44,8 +46,19 @@ TAPS = ("E", "S", "M", "L")
 def plain_cell(arch: str, layer: str, root: Path, batch_size: int, device, seed: int) -> list[dict]:
     """One (arch, tap) job the published way; returns its score rows."""
     data = load_bapps(root)  # every job loads the data itself
-    net = LossNetwork(arch, (layer,), "random", seed=seed, device=device, channels_last=False)
-    f = lambda idx: net(data.images[torch.from_numpy(idx)])[layer]  # noqa: E731
+    spec = get_architecture(arch)
+    torch.manual_seed(seed)
+    model = spec.build().eval().to(device)  # the whole torchvision network, run in full, eager fp32
+    model.transform_input = arch in ("googlenet", "inception_v3")  # as torchvision runs ImageNet weights
+    mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in NORMALIZATIONS["imagenet"])
+    taps = []
+    dict(model.named_modules())[spec.tap(layer).module].register_forward_hook(lambda m, i, o: taps.append(o))
+
+    def f(idx):
+        taps.clear()
+        model((data.images[torch.from_numpy(idx)].to(device).float() / 255 - mean) / std)
+        return taps[0]
+
     values = {layer: {}}
     with torch.inference_mode():
         for sub in data.subsets.values():
@@ -75,6 +88,7 @@ def main(argv=None) -> None:
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
     work = Path(tempfile.mkdtemp(prefix="simgrid-"))
+    os.environ["LOSSNETS_HOME"] = str(work / "home")  # no stored random-weight prefixes from earlier runs
     try:
         root = make_bapps(work / "bapps", size=args.size, seed=args.seed)
         rows, scores = [], {}
@@ -135,7 +149,7 @@ def main(argv=None) -> None:
         md = (f"# Similarity grid: lossnets vs the plain approach ({device}, {torch.get_num_threads()} threads)\n\n"
               f"{4 * len(archs)} loss networks; made set (SYNTHETIC judgments) of {n_items['2afc']} triplets "
               f"and {n_items['jnd']} JND pairs, {len(data.images)} distinct 64x64 images; random weights.\n"
-              f"plain = one eager fp32 job per (arch, tap), each decoding the data and computing the reference "
+              f"plain = one eager fp32 job per (arch, tap), each decoding the data, running the whole network and computing the reference "
               f"twice; cold = lossnets with a fresh feature cache (policy {args.policy}, fp32); warm = the same with the cache filled.\n"
               f"Largest |score difference| to plain: cold {diff['cold']:.2e}, warm {diff['warm']:.2e} "
               f"(cached features are fp32). Warm run computed {stats['warm']} images. lossnets times include its one decode of the data ({load_s:.2f}s, spread over the architectures).\n\n"

@@ -60,3 +60,23 @@ def test_no_inplace_op_overwrites_an_earlier_tap():
     net = LossNetwork("googlenet", weights="random", device="cpu")
     assert all(not getattr(m, "inplace", False) for m in net.modules())
     assert "inplace = True" not in net.body.code
+
+
+def test_random_weights_are_stored_once_and_equal_a_fresh_init(tmp_path, monkeypatch):
+    from lossnets.engine import get_architecture
+    from lossnets.engine.weights import random_weights_path
+
+    monkeypatch.setenv("LOSSNETS_HOME", str(tmp_path))
+    spec = get_architecture("vgg11")
+    path = random_weights_path(spec, seed=3)
+    assert not path.exists()
+    first = LossNetwork("vgg11", layers=("E",), weights="random", seed=3, device="cpu")
+    assert path.is_file()  # the prefix up to the deepest registered tap, not the 120M-parameter classifier
+    assert "features.19.weight" not in torch.load(path, weights_only=True)  # features.19 is a ReLU
+    assert "classifier.0.weight" not in torch.load(path, weights_only=True)
+    again = LossNetwork("vgg11", layers=("E", "L"), weights="random", seed=3, device="cpu")
+    torch.manual_seed(3)
+    fresh = spec.build().state_dict()
+    for k, v in again.body.state_dict().items():
+        assert torch.equal(v, fresh[k]), k
+    torch.testing.assert_close(first.body.state_dict()["features.0.weight"], fresh["features.0.weight"])
