@@ -155,7 +155,7 @@ def best_taps(df: pd.DataFrame) -> pd.DataFrame:
     pbest = pbest[pbest["score"].isin(table.columns) & pbest["arch"].isin(table.index)]
     ptable = pbest.pivot(index="arch", columns="score", values="layer")
     for col in ptable.columns:
-        table[col] = [f"{o} (paper {p})" if isinstance(p, str) else o
+        table[col] = [f"{o if isinstance(o, str) else '-'} (paper {p})" if isinstance(p, str) else o
                       for o, p in zip(table[col], ptable[col].reindex(table.index))]
     return table.reindex(index=[a for a in _arch_order() if a in table.index]).reset_index()
 
@@ -174,18 +174,10 @@ def _arch_order() -> list[str]:
 
 
 def tap_macs(archs, layers, size: int = 224) -> pd.DataFrame:
-    """MACs at ``size`` up to each tap (the engine's static profiler, on the meta device); the full
-    network's published figure where a tap cannot be profiled."""
-    from lossnets.engine import get_architecture
-    rows = []
-    for arch in archs:
-        for layer in layers:
-            try:
-                from lossnets.engine.profiler import static_profile
-                macs = static_profile(arch, layer, size)["macs"]
-            except Exception:  # noqa: BLE001 - the profiler is optional for the report
-                macs = get_architecture(arch).mflops_224 * 1e6
-            rows.append({"arch": arch, "layer": layer, "macs": float(macs)})
+    """MACs at ``size`` up to each tap (the engine's static profiler, on the meta device)."""
+    from lossnets.engine.profiler import static_profile
+    rows = [{"arch": a, "layer": lay, "macs": float(static_profile(a, lay, size)["macs"])}
+            for a in archs for lay in layers]
     return pd.DataFrame(rows, columns=["arch", "layer", "macs"])
 
 
@@ -216,6 +208,7 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
     import matplotlib.ticker
 
     from lossnets.engine import architectures
+    from lossnets.engine.profiler import arch_color
     archs = architectures()
     scores = score_rows(df)
     if scores.empty:
@@ -233,7 +226,7 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
         if len(ref):
             ax.scatter(ref["macs"], ref["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")
         for arch, g in pts.groupby("arch", sort=False):
-            ax.plot(g["macs"], g["value"], "o-", ms=4, lw=0.8, label=arch)
+            ax.plot(g["macs"], g["value"], "o-", ms=4, lw=0.8, label=arch, color=arch_color(arch))
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(xlabel="MACs up to the tap at 224x224", ylabel=metric, title=f"{pb} {pd_}: {metric} against MACs")

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .hot import HotTier
 from .keys import EntryKey, entry_keys
 from .policy import FLOPS_PER_BYTE_THRESHOLD, should_cache
-from .store import STORAGE, Entry, Root
+from .store import Entry, Root, cast_checked
 
 USES_FLUSH_S = 10.0
 
@@ -150,7 +150,7 @@ class FeatureCache:
                                  f"got {images.dtype} {tuple(images.shape)}")
             feats = net.extract(images, batch_size=self.batch_size, out_device="cpu")
             for layer, f in feats.items():
-                f = f.to(STORAGE[keys[layer].dtype][1]).contiguous()
+                f = cast_checked(f, keys[layer].dtype, f"features of {keys[layer].name}")
                 if layer in stored:
                     entry = self._entry(keys[layer]) or Entry.create(
                         self.root, keys[layer], tuple(f.shape[1:]), tuple(images.shape[1:]), self.codec,

@@ -51,6 +51,23 @@ def codecs(name: str) -> list:
     raise ValueError(f"unknown codec {name!r}: none, zstd1..zstd22, lz4-shuffle, zstd-shuffle")
 
 
+def cast_checked(x: torch.Tensor, dtype: str, what: str) -> torch.Tensor:
+    """``x`` in the storage dtype; an error, never silently wrong values, where that dtype cannot hold it
+    (overflow to inf, or more than 1% of the non-zero values flushed to zero, as fp16 does to the tiny
+    activations of deep random-weight taps)."""
+    y = x.to(STORAGE[dtype][1]).contiguous()
+    if dtype != "fp32" and x.is_floating_point():
+        nonzero = x != 0
+        flushed = int((nonzero & (y == 0)).sum())
+        overflow = bool((torch.isinf(y) & torch.isfinite(x)).any())
+        if overflow or flushed > 0.01 * int(nonzero.sum()):
+            raise ValueError(
+                f"{what}: {dtype} cannot hold these features (max |x| = {float(x.abs().max()):.3g}, "
+                f"{flushed} of {int(nonzero.sum())} non-zero values flushed to zero"
+                f"{', overflow to inf' if overflow else ''}); open the FeatureCache with dtype='fp32'")
+    return y
+
+
 def to_storage(x: torch.Tensor, dtype: str) -> np.ndarray:
     """Features as the numpy array stored on disk (bf16 as its raw 16 bits)."""
     x = x.detach().to("cpu", STORAGE[dtype][1]).contiguous()

@@ -62,7 +62,7 @@ class LossNetwork(nn.Module):
 
         with torch.device("meta"):  # shapes only: the weights are loaded into the kept prefix below
             full = self.arch.build()
-        self.taps: tuple[Tap, ...] = tuple(self._resolve(full, layer) for layer in layers)
+        self.taps: tuple[Tap, ...] = tuple(self.arch.resolve(layer, full) for layer in layers)
         self.layers = tuple(t.layer for t in self.taps)
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"layers repeat a tap: {layers}")
@@ -87,14 +87,6 @@ class LossNetwork(nn.Module):
         self.requires_grad_(False)
         self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
         self.compiled = compile
-
-    def _resolve(self, full: nn.Module, layer: str) -> Tap:
-        try:
-            return self.arch.tap(layer)
-        except ValueError:
-            if layer in dict(full.named_modules()) and layer:
-                return Tap(self.arch.name, layer, layer, layer)
-            raise
 
     def train(self, mode: bool = True):
         """Loss networks always stay in eval mode (batch norm statistics never drift)."""

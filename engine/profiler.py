@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from .loss_network import LossNetwork
-from .registry import Architecture, get_architecture, resolve_archs
+from .registry import Architecture, architectures, get_architecture, resolve_archs
 from .truncate import truncate
 
 _MATMUL_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
@@ -54,7 +54,7 @@ def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
     """Everything that needs no weights: params to the tap, depth, MACs at ``size``, tap shape."""
     arch = get_architecture(arch_name)
     full = meta_model(arch)
-    tap = arch.tap(layer)
+    tap = arch.resolve(layer, full)
     prefix = truncate(full, {tap.module: tap.layer})
     x = torch.empty(1, 3, size, size, device="meta")
     macs = count_macs(prefix, x)
@@ -146,6 +146,15 @@ def profile(archs=None, layers=("E", "S", "M", "L"), size: int = 224, batch: int
     return pd.DataFrame(rows)
 
 
+def arch_color(arch: str):
+    """One colour per registered architecture, the same in every plot (tab20 has room for the grid)."""
+    import matplotlib
+
+    names = list(architectures())
+    i = names.index(arch) if arch in names else len(names) + hash(arch) % 6
+    return matplotlib.colormaps["tab20"](i % 20)
+
+
 def plot_macs(df: pd.DataFrame, path: str | Path) -> Path:
     """PNG of MACs per tap for every architecture, log scale."""
     import matplotlib
@@ -154,7 +163,7 @@ def plot_macs(df: pd.DataFrame, path: str | Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for arch, g in df.groupby("arch", sort=False):
-        ax.plot(g["layer"], g["macs"], marker="o", label=arch)
+        ax.plot(g["layer"], g["macs"], marker="o", label=arch, color=arch_color(arch))
     ax.set_yscale("log")
     ax.set_xlabel("tap")
     ax.set_ylabel(f"MACs at {int(df['size'].iloc[0])}x{int(df['size'].iloc[0])}" if "size" in df else "MACs")

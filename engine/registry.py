@@ -56,6 +56,15 @@ class Architecture:
         valid = ", ".join(f"{t.layer}={t.module}" for t in self.taps)
         raise ValueError(f"unknown tap {layer!r} for {self.name}; valid taps: {valid}")
 
+    def resolve(self, layer: str, model: torch.nn.Module) -> Tap:
+        """A registered tap by letter or path, or any other module path of ``model`` as an ad-hoc tap."""
+        try:
+            return self.tap(layer)
+        except ValueError:
+            if layer and layer in dict(model.named_modules()):
+                return Tap(self.name, layer, layer, layer)
+            raise
+
     def build(self, **kwargs) -> torch.nn.Module:
         """The full torchvision model with random init (kwargs go to the builder)."""
         if self.name in ("googlenet", "inception_v3"):

@@ -144,3 +144,14 @@ def test_auto_policy_stores_deep_taps_only(net):
     assert not FeatureCache("memory://fc-never", cache_policy="never").get_or_compute(
         net, "synthetic", h.ids(0, 1), Loader(), preprocessing=h.PREP)["E"].isnan().any()
     assert FeatureCache("memory://fc-never").root.entry_names() == []
+
+
+def test_fp16_storage_refuses_features_it_would_flush_to_zero():
+    from lossnets.cache.store import cast_checked
+    ok = torch.rand(2, 3, 4, 4)
+    assert cast_checked(ok, "fp16", "x").dtype == torch.float16
+    with pytest.raises(ValueError, match="fp16 cannot hold.*flushed to zero.*dtype='fp32'"):
+        cast_checked(ok * 1e-13, "fp16", "x")  # deep taps of random-weight networks are this small
+    with pytest.raises(ValueError, match="overflow"):
+        cast_checked(ok * 1e6, "fp16", "x")
+    torch.testing.assert_close(cast_checked(ok * 1e-13, "fp32", "x"), ok * 1e-13)

@@ -53,13 +53,20 @@ def test_gradients_reach_the_input_not_the_weights():
 
 
 def test_no_inplace_op_overwrites_an_earlier_tap():
-    """googlenet's BasicConv2d uses F.relu(inplace=True) and resnets add in place: all made out-of-place."""
-    net = LossNetwork("resnet18", weights="random", device="cpu")
-    code = net.body.code
-    assert "inplace = True" not in code and "+=" not in code and "iadd" not in code
-    net = LossNetwork("googlenet", weights="random", device="cpu")
-    assert all(not getattr(m, "inplace", False) for m in net.modules())
-    assert "inplace = True" not in net.body.code
+    """resnet18's bn1 and each block's bn1 are followed by ReLU(inplace=True): as taps, their outputs must
+    survive (the full model, hooked and cloned, is the reference)."""
+    from test_taps import hooked, reference_model
+
+    x = torch.rand(2, 3, 48, 48)
+    modules = ["bn1", "relu", "layer1.0.bn1", "layer1"]
+    ref, _ = hooked(reference_model("resnet18"), modules, x)
+    got = LossNetwork("resnet18", layers=modules, weights="random", normalize="none", device="cpu",
+                      channels_last=False)(x)
+    assert (got["bn1"] < 0).any() and (got["layer1.0.bn1"] < 0).any()  # not overwritten by a ReLU
+    for m, key in zip(modules, ["bn1", "E", "layer1.0.bn1", "S"]):
+        torch.testing.assert_close(got[key], ref[m], rtol=1e-5, atol=1e-5)
+    # where no tap is written, in-place ops stay in place
+    assert LossNetwork("resnet18", layers=("S",), weights="random", device="cpu").body.relu.inplace
 
 
 def test_random_weights_are_stored_once_and_equal_a_fresh_init(tmp_path, monkeypatch):

@@ -23,7 +23,12 @@ def hooked(model, modules, x):
     named = dict(model.named_modules())
     hooks = [m.register_forward_hook(lambda mod, i, o, n=n: None if modules[-1] in outs else ran.append(n))
              for n, m in named.items() if not list(m.children())]
-    hooks += [named[m].register_forward_hook(lambda mod, i, o, m=m: outs.setdefault(m, o.clone())) for m in modules]
+
+    def keep(m):
+        def hook(module, inputs, output):  # returns None: the model's own output is left untouched
+            outs.setdefault(m, output.clone())
+        return hook
+    hooks += [named[m].register_forward_hook(keep(m)) for m in modules]
     with torch.no_grad():
         model(x)
     for h in hooks:
