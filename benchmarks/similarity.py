@@ -235,7 +235,7 @@ def evaluate(archs=None, layers=("E", "S", "M", "L"), data=None, *, weights: str
     df = tidy([])
     for arch in iterator:
         net = LossNetwork(arch, layers, weights, seed=seed, normalize="imagenet", device=device,
-                          compile=compile, amp=amp)
+                          compile=compile, amp=amp, lazy=True)  # built only if the cache lacks features
         frames.append(run(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress))
         df = _finish(frames, meta, device=str(net.device), weights=weights)
         if out is not None:

@@ -361,7 +361,7 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
         if layers not in nets:
             nets.clear()  # keep one network alive at a time
             nets[layers] = LossNetwork(arch, layers, config.weights, seed=config.seed, device=device,
-                                       compile=config.compile, amp=config.amp)
+                                       compile=config.compile, amp=config.amp, lazy=True)  # built on first use
         return nets[layers]
 
     by_bench: dict[str, list[Cell]] = {}

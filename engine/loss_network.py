@@ -9,7 +9,8 @@ from torch import nn
 
 from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
 from .truncate import truncate
-from .weights import file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict, state_digest
+from .weights import (digest_memo_key, file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict,
+                      read_digest_memo, state_digest, write_digest_memo)
 
 AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -39,12 +40,13 @@ class LossNetwork(nn.Module):
     ``weights.random_state_dict``) or a path to a state_dict of the full torchvision model.
     ``normalize``: "imagenet" applies the normalisation the ImageNet weights expect (for googlenet and
     inception_v3 that is their ``transform_input``, applied here once and never in the model),
-    "none" feeds the input as it is.
+    "none" feeds the input as it is. ``lazy=True`` defers cutting and loading to first use (for
+    callers that may find every feature in the cache; parameters() is empty until then).
     """
 
     def __init__(self, arch: str, layers=LAYERS, weights: str = "imagenet", *, seed: int = 0,
                  normalize: str = "imagenet", device=None, compile: bool = False,
-                 channels_last: bool = True, amp: str | None = None):
+                 channels_last: bool = True, amp: str | None = None, lazy: bool = False):
         super().__init__()
         self.arch: Architecture = get_architecture(arch)
         if isinstance(layers, str):
@@ -66,27 +68,37 @@ class LossNetwork(nn.Module):
         self.layers = tuple(t.layer for t in self.taps)
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"layers repeat a tap: {layers}")
-        self.body = truncate(full, {t.module: t.layer for t in self.taps})
-        self.body.to_empty(device="cpu")
+        mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
+        self.norm = (Normalize(mean, std) if normalize == "imagenet" else nn.Identity()).to(self.device)
+        self._pending = (full,)  # the meta model, until the body is built
+        if not lazy:
+            self._build()
+        self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
+        self.compiled = compile
+
+    def _build(self) -> None:
+        """Cut the meta model at the taps and load the weights into the prefix."""
+        (full,) = self._pending
+        body = truncate(full, {t.module: t.layer for t in self.taps})
+        body.to_empty(device="cpu")
         if self.weights_spec == "random":
-            state = random_state_dict(self.arch, seed, full, self.taps, self.body.state_dict())
-            source = f"random weights (seed {seed})"
+            state = random_state_dict(self.arch, self.seed, full, self.taps, body.state_dict())
+            source = f"random weights (seed {self.seed})"
         elif self.weights_spec == "imagenet":
             state, source = imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}"
         else:
             state, source = file_state_dict(self.weights_spec), f"weights file {self.weights_spec}"
-        load_prefix_state(self.body, state, source)
-        del full, state
+        load_prefix_state(body, state, source)
+        body.to(self.device)
+        if self.channels_last:
+            body.to(memory_format=torch.channels_last)
+        self.body = body.eval().requires_grad_(False)
+        self._pending = None
 
-        mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
-        self.norm = Normalize(mean, std) if normalize == "imagenet" else nn.Identity()
-        self.to(self.device)
-        if channels_last:
-            self.body.to(memory_format=torch.channels_last)
-        self.eval()
-        self.requires_grad_(False)
-        self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
-        self.compiled = compile
+    def __getattr__(self, name: str):
+        if name == "body" and self.__dict__.get("_pending") is not None:
+            self._build()  # a lazy network is built on first use
+        return super().__getattr__(name)
 
     def train(self, mode: bool = True):
         """Loss networks always stay in eval mode (batch norm statistics never drift)."""
@@ -94,8 +106,15 @@ class LossNetwork(nn.Module):
 
     @cached_property
     def weights_digest(self) -> str:
-        """sha256 of the actual tensors of the truncated network."""
-        return state_digest(self.body)
+        """sha256 of the actual tensors of the truncated network (memoised per weights source and taps,
+        so that a lazy network whose features are all cached is never built)."""
+        memo = digest_memo_key(self.arch, self.weights_spec, self.seed, self.taps)
+        digest = read_digest_memo(memo) if memo else None
+        if digest is None:
+            digest = state_digest(self.body)
+            if memo:
+                write_digest_memo(memo, digest)
+        return digest
 
     def autocast(self):
         if self.amp is None:

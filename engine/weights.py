@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import urllib.error
@@ -79,6 +80,46 @@ def random_state_dict(arch: Architecture, seed: int, meta_full: torch.nn.Module,
     finally:
         Path(tmp).unlink(missing_ok=True)
     return state
+
+
+def digest_memo_key(arch: Architecture, weights: str, seed: int, taps: tuple[Tap, ...]) -> str | None:
+    """What fixes the tensors of a truncated network: the weights file (path, size, mtime) or the random
+    init's versions and seed, plus the cut. None where no file on disk says it yet."""
+    if weights == "random":
+        source = random_weights_path(arch, seed)
+    else:
+        source = imagenet_checkpoint_path(arch) if weights == "imagenet" else Path(weights).resolve()
+    if not source.is_file():
+        return None
+    st = source.stat()
+    return f"{source}|{st.st_size}|{st.st_mtime_ns}|{','.join(sorted(t.module for t in taps))}"
+
+
+def _digest_memo_path() -> Path:
+    return lossnets_home() / "weights_digests.json"
+
+
+def read_digest_memo(key: str) -> str | None:
+    """The memoised weights digest for ``key`` (see digest_memo_key), if any."""
+    try:
+        return json.loads(_digest_memo_path().read_text()).get(key)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_digest_memo(key: str, digest: str) -> None:
+    """Add one digest to the memo (atomic replace; a lost race only costs a recomputation)."""
+    path = _digest_memo_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        memo = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        memo = {}
+    memo[key] = digest
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(memo, f)
+    os.replace(tmp, path)
 
 
 def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -116,7 +116,7 @@ def main(argv=None) -> None:
             for phase in ("cold", "warm"):  # warm: a new cache object on the same folder, as a new process
                 cache = FeatureCache(str(work / "cache"), cache_policy=args.policy, dtype="fp32", progress=False)
                 t_arch = time.perf_counter()
-                net = LossNetwork(arch, TAPS, "random", seed=args.seed, device=device)
+                net = LossNetwork(arch, TAPS, "random", seed=args.seed, device=device, lazy=True)
                 df = similarity.run(net, data, cache=cache, batch_size=args.batch_size, progress=False)
                 sync()
                 timings[phase][arch] = time.perf_counter() - t_arch

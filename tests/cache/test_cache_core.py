@@ -155,3 +155,16 @@ def test_fp16_storage_refuses_features_it_would_flush_to_zero():
     with pytest.raises(ValueError, match="overflow"):
         cast_checked(ok * 1e6, "fp16", "x")
     torch.testing.assert_close(cast_checked(ok * 1e-13, "fp32", "x"), ok * 1e-13)
+
+
+def test_lazy_network_served_from_the_cache_is_never_built(net, tmp_path):
+    from lossnets import LossNetwork
+    url, names = str(tmp_path / "c"), h.ids(0, 12)
+    filled = FeatureCache(url, cache_policy="always", progress=False).get_or_compute(
+        net, "synthetic", names, h.load_images, preprocessing=h.PREP)
+    lazy = LossNetwork(h.ARCH, layers=net.layers, weights="random", seed=net.seed, device="cpu", lazy=True)
+    hits = FeatureCache(url, cache_policy="always", progress=False).get_or_compute(
+        lazy, "synthetic", names, h.load_images, preprocessing=h.PREP)
+    assert lazy.__dict__["_pending"] is not None  # the digest came from the memo; nothing was cut or loaded
+    for layer in net.layers:
+        assert torch.equal(hits[layer], filled[layer])

@@ -87,3 +87,19 @@ def test_random_weights_are_stored_once_and_equal_a_fresh_init(tmp_path, monkeyp
     for k, v in again.body.state_dict().items():
         assert torch.equal(v, fresh[k]), k
     torch.testing.assert_close(first.body.state_dict()["features.0.weight"], fresh["features.0.weight"])
+
+
+def test_lazy_network_builds_on_first_use_and_memoises_the_digest(tmp_path):
+    eager = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu")
+    digest = eager.weights_digest  # memoised for (random init of squeezenet1_1, seed 0, taps E and M)
+    lazy = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu", lazy=True)
+    assert lazy.weights_digest == digest and list(lazy.parameters()) == []
+    x = torch.rand(2, 3, 40, 40)
+    torch.testing.assert_close(lazy(x)["M"], eager(x)["M"])
+    assert sum(p.numel() for p in lazy.parameters()) == sum(p.numel() for p in eager.parameters())
+    # a weights file with other tensors at the same path is another memo key, so another digest
+    path = tmp_path / "w.pt"
+    torch.save(eager.body.state_dict(), path)
+    first = LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu").weights_digest
+    torch.save({k: v + 1 for k, v in eager.body.state_dict().items()}, path)
+    assert LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu", lazy=True).weights_digest != first
