@@ -75,6 +75,7 @@ class LossNetwork(nn.Module):
             self._build()
         self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
         self.compiled = compile
+        self.eval()
 
     def _build(self) -> None:
         """Cut the meta model at the taps and load the weights into the prefix."""
