@@ -36,5 +36,7 @@ def run_demo(out: str | Path, *, device: str = "cpu", progress: bool = True) -> 
     plot_macs(prof, out / "profile.png")
     print(result.summary())
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    if result.failed:
+        raise RuntimeError(f"{len(result.failed)} demo cell(s) failed; errors in {out / 'run' / 'cells'}")
     return {"data": data, "results": out / "run" / "results.csv", "report": report / "report.md",
             "profile": out / "profile.csv", "macs_plot": out / "profile.png"}

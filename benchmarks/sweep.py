@@ -136,6 +136,7 @@ class SweepConfig:
     amp: str | None = None
     compile: bool = False
     cache: str | None = None
+    cache_dtype: str | None = None  # the cache's storage dtype (None: its default, fp16)
     isolate_failures: bool = True
     benchmarks: dict[str, dict] = field(default_factory=dict)
     executors: dict[str, dict] = field(default_factory=dict)  # [local], [ray], [slurm] sections
@@ -157,8 +158,8 @@ class SweepConfig:
         from lossnets.engine import LAYERS, resolve_archs
         base = Path(base)
         s = dict(raw.get("sweep", {}))
-        known = {"archs", "layers", "weights", "seed", "device", "amp", "compile", "cache", "isolate_failures",
-                 "benchmarks"}
+        known = {"archs", "layers", "weights", "seed", "device", "amp", "compile", "cache", "cache_dtype",
+                 "isolate_failures", "benchmarks"}
         unknown = set(s) - known
         if unknown:
             raise ValueError(f"unknown key(s) in [sweep]: {sorted(unknown)}; known: {sorted(known)}")
@@ -208,7 +209,8 @@ class SweepConfig:
         executors = {k: dict(raw[k]) for k in ("local", "ray", "slurm") if isinstance(raw.get(k), dict)}
         return cls(archs=archs, layers=layers, weights=weights, seed=int(s.get("seed", 0)),
                    device=s.get("device"), amp=amp, compile=bool(s.get("compile", False)), cache=cache,
-                   isolate_failures=bool(s.get("isolate_failures", True)), benchmarks=benchmarks,
+                   cache_dtype=s.get("cache_dtype"), isolate_failures=bool(s.get("isolate_failures", True)),
+                   benchmarks=benchmarks,
                    executors=executors, source=source)
 
     def to_dict(self) -> dict:
@@ -352,7 +354,7 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
         if not opened:
             try:
                 from lossnets.cache import FeatureCache
-                opened.append(FeatureCache(config.cache, progress=False))
+                opened.append(FeatureCache(config.cache, dtype=config.cache_dtype, progress=False))
             except Exception:  # noqa: BLE001
                 opened.append(config.cache)
         return opened[0]

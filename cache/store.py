@@ -64,7 +64,8 @@ def cast_checked(x: torch.Tensor, dtype: str, what: str) -> torch.Tensor:
             raise ValueError(
                 f"{what}: {dtype} cannot hold these features (max |x| = {float(x.abs().max()):.3g}, "
                 f"{flushed} of {int(nonzero.sum())} non-zero values flushed to zero"
-                f"{', overflow to inf' if overflow else ''}); open the FeatureCache with dtype='fp32'")
+                f"{', overflow to inf' if overflow else ''}); open the FeatureCache with dtype='fp32' "
+                f"(in a sweep config: cache_dtype = \"fp32\")")
     return y
 
 

@@ -38,12 +38,13 @@ def _fake_on_path(monkeypatch):
 def test_config_resolves_paths_and_checks_keys(tmp_path):
     (tmp_path / "sub").mkdir()
     cfg = tmp_path / "sub" / "c.toml"
-    cfg.write_text('[sweep]\narchs = "all"\nweights = "w.pt"\ncache = "feat"\n'
+    cfg.write_text('[sweep]\narchs = "all"\nweights = "w.pt"\ncache = "feat"\ncache_dtype = "fp32"\n'
                    '[similarity]\ndata = "../bapps"\n[superres]\ntrain = "tr"\ntest = { set5 = "/abs/set5" }\n'
                    'scale = [4, 8]\n')
     c = sw.SweepConfig.from_toml(cfg)
     assert len(c.archs) == 14 and c.layers == ["E", "S", "M", "L"]
     assert c.weights == str(tmp_path / "sub" / "w.pt") and c.cache == str(tmp_path / "sub" / "feat")
+    assert c.cache_dtype == "fp32"
     assert c.benchmarks["similarity"]["settings"]["data"] == str(tmp_path / "bapps")
     sr = c.benchmarks["superres"]["settings"]
     assert sr["train"] == str(tmp_path / "sub" / "tr") and sr["test"] == {"set5": "/abs/set5"} and sr["scale"] == [4, 8]
