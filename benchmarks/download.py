@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lossnets.engine.atomic import atomic_write_text
+
 MANIFEST = "downloads.json"
 CHUNK = 1 << 20
 
@@ -204,9 +206,7 @@ def _manifest(root: Path) -> dict:
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, root / MANIFEST)
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def fetch(name: str, root: str | Path, *, parts=None, base_url: str | None = None, progress: bool = True,

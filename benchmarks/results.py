@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
 import pandas as pd
+
+from lossnets.engine.atomic import atomic_write_text
 
 COLUMNS = ["benchmark", "arch", "layer", "weights", "dataset", "metric", "value"]
 PAPER_CSV = Path(__file__).parent / "data" / "paper_results.csv"
@@ -51,16 +52,4 @@ def with_paper_values(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a CSV so that a crash leaves either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            df.to_csv(f, index=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, df.to_csv(index=False))

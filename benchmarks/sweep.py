@@ -35,6 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lossnets.engine.atomic import atomic_write_text
+
 from .results import COLUMNS, run_metadata, write_csv_atomic
 
 RESULTS = "results.csv"
@@ -294,11 +296,7 @@ def _write_error(cell: Cell, run_dir, exc: BaseException, tb: str) -> None:
     record = {"benchmark": cell.benchmark, "arch": cell.arch, "layer": cell.layer,
               "error": f"{type(exc).__name__}: {exc}", "traceback": tb, "host": socket.gethostname(),
               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    path = cell.error_path(run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
+    atomic_write_text(cell.error_path(run_dir), json.dumps(record, indent=2))
 
 
 def _cell_rows(df: pd.DataFrame, cell: Cell, meta: dict) -> pd.DataFrame:
@@ -503,9 +501,7 @@ def _prepare_run_dir(config: SweepConfig, run_dir: Path, force: bool = False) ->
                 "continue it with its own config.")
     record = {"fingerprint": config.fingerprint(), "config": config.to_dict(),
               "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    tmp = state.with_name(f".{STATE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, state)
+    atomic_write_text(state, json.dumps(record, indent=2, default=str))
 
 
 def load_run_config(run_dir) -> SweepConfig:

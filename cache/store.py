@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import threading
 import zlib
 from pathlib import Path
@@ -30,6 +29,8 @@ import torch
 import zarr
 import zarr.codecs as zc
 from fsspec.implementations.local import LocalFileSystem
+
+from lossnets.engine.atomic import atomic_write
 
 from .keys import EntryKey
 
@@ -162,11 +163,7 @@ class Root:
         if not self.local:
             self.fs.pipe_file(path, data)
             return
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: f.write(data))
 
     def entry_names(self) -> list[str]:
         """Names of every entry under the root (entry directories holding a meta.json)."""

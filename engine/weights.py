@@ -4,13 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 from pathlib import Path
 
 import torch
 import torchvision
 
+from .atomic import atomic_write, atomic_write_text
 from .registry import Architecture, Tap
 from .truncate import truncate
 
@@ -71,14 +71,7 @@ def random_state_dict(arch: Architecture, seed: int, meta_full: torch.nn.Module,
         torch.manual_seed(seed)
         full = arch.build().state_dict()
     state = {k: full[k] for k in keep}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, lambda f: torch.save(state, f))
     return state
 
 
@@ -110,16 +103,12 @@ def read_digest_memo(key: str) -> str | None:
 def write_digest_memo(key: str, digest: str) -> None:
     """Add one digest to the memo (atomic replace; a lost race only costs a recomputation)."""
     path = _digest_memo_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         memo = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         memo = {}
     memo[key] = digest
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(memo, f)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(memo))
 
 
 def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
