@@ -182,7 +182,7 @@ def main(argv=None) -> None:
              f"batch {args.batch}, x{args.scale}, best of {args.repeats} x {args.iterations} timed iterations after "
              f"{args.warmup} warm-up; per-iteration cost only: decoding and start-up, also shared in lockstep, "
              "are not counted)", "",
-             df[cols].to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else df[cols].to_string(index=False), ""]
+             df[cols].to_markdown(index=False, floatfmt=".3f"), ""]
     if device.type == "cuda":
         amp = gpu_amp_comparison(args, device)
         write_csv_atomic(amp, out / "superres_amp_cuda.csv")
@@ -198,14 +198,6 @@ def main(argv=None) -> None:
     lines.append(f"load average (1 min) at the start: {meta['load_avg_1min']}; other processes may share the CPUs.")
     (out / f"superres_lockstep_{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
 
 
 if __name__ == "__main__":

@@ -1,10 +1,8 @@
 """The `lossnets data make-sr` and `lossnets superres` commands."""
 import pandas as pd
 import pytest
-import torch
 
 from lossnets.cli import main
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from functools import cache
 
-import pytest
 import torch
 
 ARCH, SIZE = "squeezenet1_1", 64
