@@ -13,8 +13,8 @@ from functools import cache
 
 import torch
 
-from lossnets.engine.profiler import count_macs, meta_model
-from lossnets.engine.registry import get_architecture
+from lossnets.engine.profiler import count_macs
+from lossnets.engine.registry import get_architecture, meta_model
 from lossnets.engine.truncate import truncate
 
 POLICIES = ("auto", "always", "never")

@@ -62,15 +62,13 @@ class LossNetwork(nn.Module):
         self.channels_last = channels_last
         self.device = torch.device(device) if device is not None else default_device()
 
-        with torch.device("meta"):  # shapes only: the weights are loaded into the kept prefix below
-            full = self.arch.build()
-        self.taps: tuple[Tap, ...] = tuple(self.arch.resolve(layer, full) for layer in layers)
+        self.taps: tuple[Tap, ...] = tuple(self.arch.resolve(layer) for layer in layers)
         self.layers = tuple(t.layer for t in self.taps)
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"layers repeat a tap: {layers}")
         mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
         self.norm = (Normalize(mean, std) if normalize == "imagenet" else nn.Identity()).to(self.device)
-        self._pending = (full,)  # the meta model, until the body is built
+        self._pending = True  # until the body is built
         if not lazy:
             self._build()
         self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
@@ -79,11 +77,12 @@ class LossNetwork(nn.Module):
 
     def _build(self) -> None:
         """Cut the meta model at the taps and load the weights into the prefix."""
-        (full,) = self._pending
+        with torch.device("meta"):  # shapes only: the weights are loaded into the kept prefix below
+            full = self.arch.build()
         body = truncate(full, {t.module: t.layer for t in self.taps})
         body.to_empty(device="cpu")
         if self.weights_spec == "random":
-            state = random_state_dict(self.arch, self.seed, full, self.taps, body.state_dict())
+            state = random_state_dict(self.arch, self.seed, self.taps, body.state_dict())
             source = f"random weights (seed {self.seed})"
         elif self.weights_spec == "imagenet":
             state, source = imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}"
@@ -94,12 +93,17 @@ class LossNetwork(nn.Module):
         if self.channels_last:
             body.to(memory_format=torch.channels_last)
         self.body = body.eval().requires_grad_(False)
-        self._pending = None
+        self._pending = False
 
     def __getattr__(self, name: str):
-        if name == "body" and self.__dict__.get("_pending") is not None:
+        if name == "body" and self.__dict__.get("_pending"):
             self._build()  # a lazy network is built on first use
         return super().__getattr__(name)
+
+    @property
+    def built(self) -> bool:
+        """Whether the prefix is cut and loaded (a lazy network is not, until first use)."""
+        return not self.__dict__["_pending"]
 
     def train(self, mode: bool = True):
         """Loss networks always stay in eval mode (batch norm statistics never drift)."""
@@ -113,6 +117,8 @@ class LossNetwork(nn.Module):
         digest = read_digest_memo(memo) if memo else None
         if digest is None:
             digest = state_digest(self.body)
+            # the key again: building a lazy network may have just stored its random init
+            memo = digest_memo_key(self.arch, self.weights_spec, self.seed, self.taps)
             if memo:
                 write_digest_memo(memo, digest)
         return digest

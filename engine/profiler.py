@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 import weakref
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -14,18 +13,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from .loss_network import LossNetwork
-from .registry import Architecture, architectures, get_architecture, resolve_archs
+from .registry import architectures, get_architecture, meta_model, resolve_archs
 from .truncate import truncate
 
 _MATMUL_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 _MATMUL_FUNCTIONS = (torch.conv2d, torch.nn.functional.conv2d, torch.nn.functional.linear, torch.matmul)
-
-
-@cache
-def meta_model(arch: Architecture) -> nn.Module:
-    """The full torchvision model on the meta device: shapes without weights or memory (built once)."""
-    with torch.device("meta"):
-        return arch.build()
 
 
 def depth(gm: fx.GraphModule) -> int:
@@ -54,7 +46,7 @@ def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
     """Everything that needs no weights: params to the tap, depth, MACs at ``size``, tap shape."""
     arch = get_architecture(arch_name)
     full = meta_model(arch)
-    tap = arch.resolve(layer, full)
+    tap = arch.resolve(layer)
     prefix = truncate(full, {tap.module: tap.layer})
     x = torch.empty(1, 3, size, size, device="meta")
     macs = count_macs(prefix, x)

@@ -56,12 +56,12 @@ class Architecture:
         valid = ", ".join(f"{t.layer}={t.module}" for t in self.taps)
         raise ValueError(f"unknown tap {layer!r} for {self.name}; valid taps: {valid}")
 
-    def resolve(self, layer: str, model: torch.nn.Module) -> Tap:
-        """A registered tap by letter or path, or any other module path of ``model`` as an ad-hoc tap."""
+    def resolve(self, layer: str) -> Tap:
+        """A registered tap by letter or path, or any other module path of the model as an ad-hoc tap."""
         try:
             return self.tap(layer)
         except ValueError:
-            if layer and layer in dict(model.named_modules()):
+            if layer and layer in dict(meta_model(self).named_modules()):
                 return Tap(self.name, layer, layer, layer)
             raise
 
@@ -75,6 +75,14 @@ class Architecture:
     def weights(self) -> torchvision.models.WeightsEnum:
         enum_name, member = self.weights_enum.split(".")
         return getattr(getattr(torchvision.models, enum_name), member)
+
+
+@cache
+def meta_model(arch: Architecture) -> torch.nn.Module:
+    """The full torchvision model on the meta device: shapes without weights or memory (built once;
+    read it, never change it: a network to load weights into is built anew)."""
+    with torch.device("meta"):
+        return arch.build()
 
 
 def _bool(s: str) -> bool:

@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from .atomic import atomic_write, atomic_write_text
-from .registry import Architecture, Tap
+from .registry import Architecture, Tap, meta_model
 from .truncate import truncate
 
 
@@ -52,21 +52,23 @@ def random_weights_path(arch: Architecture, seed: int) -> Path:
     return lossnets_home() / "random_weights" / (tag.replace("+", "_") + ".pt")
 
 
-def random_state_dict(arch: Architecture, seed: int, meta_full: torch.nn.Module, taps: tuple[Tap, ...],
-                      needed) -> dict[str, torch.Tensor]:
+def random_state_dict(arch: Architecture, seed: int, taps: tuple[Tap, ...], needed) -> dict[str, torch.Tensor]:
     """torchvision's init of the full model under ``torch.manual_seed(seed)``, as a state_dict.
 
     Initialising a full model costs seconds (VGG's classifier alone has 120M parameters) and all but the
     prefix is thrown away, so the prefix up to the deepest registered or requested tap is stored once
-    (atomically) and loaded from then on. ``meta_full`` is the model on the meta device; ``needed`` the
-    keys the caller will load.
+    (atomically) and loaded from then on. ``needed``: the keys the caller will load (those of the cut
+    at ``taps``).
     """
     path = random_weights_path(arch, seed)
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         if set(needed) <= state.keys():
             return state
-    keep = truncate(meta_full, {t.module: f"t{i}" for i, t in enumerate(arch.taps + taps)}).state_dict()
+    if set(arch.taps) <= set(taps):
+        keep = list(needed)  # the caller's cut already reaches every registered tap
+    else:
+        keep = truncate(meta_model(arch), {t.module: f"t{i}" for i, t in enumerate(arch.taps + taps)}).state_dict()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         full = arch.build().state_dict()

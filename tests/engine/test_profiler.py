@@ -5,7 +5,8 @@ import torch
 
 from lossnets.cli import main
 from lossnets.engine import architectures, get_architecture
-from lossnets.engine.profiler import count_macs, depth, meta_model, static_profile
+from lossnets.engine.profiler import count_macs, depth, static_profile
+from lossnets.engine.registry import meta_model
 from lossnets.engine.truncate import truncate
 
 # after these archs' deepest tap only pooling and the classifier's linear layers remain

@@ -89,13 +89,18 @@ def test_random_weights_are_stored_once_and_equal_a_fresh_init(tmp_path, monkeyp
     torch.testing.assert_close(first.body.state_dict()["features.0.weight"], fresh["features.0.weight"])
 
 
-def test_lazy_network_builds_on_first_use_and_memoises_the_digest(tmp_path):
-    eager = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu")
-    digest = eager.weights_digest  # memoised for (random init of squeezenet1_1, seed 0, taps E and M)
+def test_lazy_network_builds_on_first_use_and_memoises_the_digest(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOSSNETS_HOME", str(tmp_path / "home"))  # no stored random init yet: building stores it
+    first = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu", lazy=True)
+    digest = first.weights_digest  # builds (and stores the init), then memoises the digest
+    assert first.built
     lazy = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu", lazy=True)
-    assert lazy.weights_digest == digest and list(lazy.parameters()) == []
+    assert lazy.weights_digest == digest and not lazy.built and list(lazy.parameters()) == []
+    eager = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu")
+    assert eager.weights_digest == digest
     x = torch.rand(2, 3, 40, 40)
     torch.testing.assert_close(lazy(x)["M"], eager(x)["M"])
+    assert lazy.built
     assert sum(p.numel() for p in lazy.parameters()) == sum(p.numel() for p in eager.parameters())
     # a weights file with other tensors at the same path is another memo key, so another digest
     path = tmp_path / "w.pt"
