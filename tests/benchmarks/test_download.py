@@ -57,8 +57,8 @@ class Server:
                 n = outer.cut.pop(name, None)
                 if n is not None:
                     body = body[:n]
+                outer.sent += len(body)  # before the write: the client may assert as soon as it has read
                 self.wfile.write(body)
-                outer.sent += len(body)
                 if n is not None:
                     self.close_connection = True
 
