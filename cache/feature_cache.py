@@ -17,6 +17,23 @@ from .store import Entry, Root, cast_checked
 USES_FLUSH_S = 10.0
 
 
+class _Result:
+    """One tap's ``(N, ...)`` result of a call, filled piece by piece (hot hits, disk reads, computed
+    batches). A fresh tensor that covers every item in order becomes the result as it is (no copy)."""
+
+    def __init__(self, n: int):
+        self.n, self.tensor = n, None
+
+    def fill(self, positions: np.ndarray, values: torch.Tensor, fresh: bool) -> None:
+        """``values[k]`` is item ``positions[k]``; ``fresh``: nobody else holds ``values``."""
+        if self.tensor is None:
+            if fresh and len(positions) == self.n and np.array_equal(positions, np.arange(self.n)):
+                self.tensor = values
+                return
+            self.tensor = values.new_empty((self.n, *values.shape[1:]))
+        self.tensor[torch.from_numpy(np.asarray(positions, dtype=np.int64))] = values
+
+
 class FeatureCache:
     """Features of dataset items per tap: a hot in-memory LRU tier over a zarr tier at ``url``.
 
@@ -84,7 +101,7 @@ class FeatureCache:
             self.hot.device = net.device
         keys = self.keys(net, dataset, preprocessing)
         stored = self._stored_layers(net, preprocessing)
-        out: dict[str, list] = {layer: [None] * len(ids) for layer in net.layers}
+        out = {layer: _Result(len(ids)) for layer in net.layers}
         missing = np.zeros(len(ids), bool) if stored == list(net.layers) else np.ones(len(ids), bool)
         disk_hits = self.counts["disk_hits"]
         for layer in stored:
@@ -99,7 +116,7 @@ class FeatureCache:
             self.flush_uses()
         if not ids:
             return {layer: torch.empty(0) for layer in net.layers}
-        return {layer: torch.stack([t.to(net.device) for t in ts]) for layer, ts in out.items()}
+        return {layer: r.tensor.to(net.device) for layer, r in out.items()}
 
     def flush_uses(self) -> None:
         """Add the hit/miss counts of this object to the entries' ``uses.json`` (shown by `lossnets cache ls`).
@@ -112,13 +129,21 @@ class FeatureCache:
                 c.clear()
         self._uses_flushed = time.monotonic()
 
-    def _lookup(self, key: EntryKey, ids: list[str], dest: list) -> np.ndarray:
+    def _hot_put(self, name: str, ids: list[str], feats: torch.Tensor, n_call: int) -> None:
+        """Keep ``feats`` (items ``ids``) in the hot tier, unless the whole call (``n_call`` items) would
+        not fit it: an LRU scan larger than the LRU only evicts what it puts."""
+        if self.hot is None or not len(feats) or n_call * feats[0].numel() * feats.element_size() > self.hot.max_bytes:
+            return
+        for t, i in zip(feats, ids):
+            self.hot.put((name, i), t)
+
+    def _lookup(self, key: EntryKey, ids: list[str], dest: _Result) -> np.ndarray:
         """Fill ``dest`` with what the hot and zarr tiers hold; returns the found mask."""
         found = np.zeros(len(ids), bool)
-        for k, i in enumerate(ids):
-            t = self.hot.get((key.name, i)) if self.hot is not None else None
-            if t is not None:
-                dest[k], found[k] = t, True
+        hot = [self.hot.get((key.name, i)) for i in ids] if self.hot is not None else []
+        found[[k for k, t in enumerate(hot) if t is not None]] = True
+        if found.any():
+            dest.fill(np.flatnonzero(found), torch.stack([t for t in hot if t is not None]), fresh=True)
         self.counts["hot_hits"] += int(found.sum())
         entry = self._entry(key)
         if entry is None or found.all():
@@ -128,11 +153,10 @@ class FeatureCache:
         hit = rows >= 0
         if hit.any():
             order = np.argsort(rows[hit])  # read in row order (chunk locality)
-            feats = entry.read(rows[hit][order])
-            for t, k in zip(feats, ask[hit][order]):
-                dest[k], found[k] = t, True
-                if self.hot is not None:
-                    self.hot.put((key.name, ids[k]), t)
+            feats, at = entry.read(rows[hit][order]), ask[hit][order]
+            dest.fill(at, feats, fresh=True)
+            found[at] = True
+            self._hot_put(key.name, [ids[k] for k in at], feats, len(ids))
             self.counts["disk_hits"] += int(hit.sum())
             self.counts["bytes_read"] += feats.numel() * feats.element_size()
         return found
@@ -162,10 +186,9 @@ class FeatureCache:
                     written = entry.write(batch, f)
                     self.counts["stored"] += written
                     self.counts["bytes_written"] += written * f[0].numel() * f.element_size()
-                for t, i in zip(f, batch):
-                    out[layer][position[i]] = t
-                    if self.hot is not None and layer in stored:
-                        self.hot.put((keys[layer].name, i), t)
+                out[layer].fill(np.array([position[i] for i in batch]), f, fresh=True)
+                if layer in stored:
+                    self._hot_put(keys[layer].name, batch, f, len(position))
             self.counts["computed"] += len(batch)
             bar.update(len(batch))
         bar.close()

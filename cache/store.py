@@ -90,27 +90,36 @@ def _runs(chunks: np.ndarray) -> list[tuple[int, int]]:
     return [(int(u[a]), int(u[b])) for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(u) - 1])]
 
 
+def _consecutive(a: np.ndarray) -> bool:
+    return len(a) > 0 and np.array_equal(a, np.arange(a[0], a[0] + len(a)))
+
+
 def take(arr, rows: np.ndarray, chunk: int, strict: bool = True) -> np.ndarray:
-    """``arr[rows]`` by slices over runs of whole chunks (zarr's fancy indexing is O(array length)).
+    """``arr[rows]`` by one slice per run of consecutive chunks (zarr's fancy indexing is O(array length)).
 
     With ``strict=False`` a chunk that cannot be read yields zeros instead of raising."""
-    if strict and len(rows) and rows[0] >= 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+    if strict and _consecutive(rows) and rows[0] >= 0:
         return arr[int(rows[0]):int(rows[0]) + len(rows)]  # consecutive rows (a rerun in stored order): one read
     out = np.zeros((len(rows), *arr.shape[1:]), arr.dtype)
     chunks = rows // chunk
     for first, last in _runs(chunks):
+        sel = np.flatnonzero((chunks >= first) & (chunks <= last))
+        lo, hi = int(rows[sel].min()), int(rows[sel].max()) + 1
         try:
-            block = arr[first * chunk:(last + 1) * chunk]
+            block = arr[lo:hi]  # the span of the rows wanted: the same chunks decoded, less copied
         except Exception:
             if strict:
                 raise
             if first < last:  # find the bad chunk(s) one by one
                 for c in range(first, last + 1):
-                    sel = chunks == c
-                    out[sel] = take(arr, rows[sel], chunk, strict=False)
+                    one = chunks == c
+                    out[one] = take(arr, rows[one], chunk, strict=False)
             continue
-        sel = (chunks >= first) & (chunks <= last)
-        out[sel] = block[rows[sel] - first * chunk]
+        local = rows[sel] - lo
+        if _consecutive(sel) and _consecutive(local):
+            out[sel[0]:sel[-1] + 1] = block  # a sorted run without gaps: one copy
+        else:
+            out[sel] = block[local]
     return out
 
 

@@ -17,7 +17,13 @@ All three use the same random weights (no ImageNet weights needed) and the same 
 
     python benchmarks/speed/similarity_grid.py [--size 4] [--archs ...] [--batch-size 64]
 
-Writes ``benchmarks/speed/results/similarity_grid_<device>[_auto].csv`` (per architecture) and ``.md``.
+On a GPU, a set of BAPPS val's size (about 36k triplets, 9.6k JND pairs) for lossnets alone, without a
+cache (all of val's features would not fit a disk at fp32)::
+
+    python benchmarks/speed/similarity_grid.py --size 6000 --jnd-size 4800 --no-plain --no-cache \
+        --amp bf16 --batch-size 1024
+
+Writes ``benchmarks/speed/results/similarity_grid_<device>[_<options>].csv`` (per architecture) and ``.md``.
 """
 from __future__ import annotations
 
@@ -80,89 +86,111 @@ def plain_cell(arch: str, layer: str, root: Path, batch_size: int, device, seed:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=4, help="triplets per 2AFC subset and pairs per JND subset")
+    ap.add_argument("--size", type=int, default=4, help="triplets per 2AFC subset (BAPPS val: about 6000)")
+    ap.add_argument("--jnd-size", type=int, default=None, help="pairs per JND subset (default --size; BAPPS val: 4800)")
     ap.add_argument("--archs", nargs="+", default=None)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="autocast for lossnets (plain stays fp32)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policy", choices=["always", "auto"], default="always",
                     help="the cache's policy: store every tap, or only taps whose FLOPs per byte pay (auto)")
+    ap.add_argument("--no-plain", dest="plain", action="store_false", help="time lossnets alone")
+    ap.add_argument("--no-cache", dest="cache", action="store_false",
+                    help="lossnets without a feature cache (one phase, 'direct', instead of cold and warm)")
     args = ap.parse_args(argv)
     archs = resolve_archs(args.archs)
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
+    phases = ("cold", "warm") if args.cache else ("direct",)
     work = Path(tempfile.mkdtemp(prefix="simgrid-"))
     os.environ["LOSSNETS_HOME"] = str(work / "home")  # no stored random-weight prefixes from earlier runs
     try:
-        root = make_bapps(work / "bapps", size=args.size, seed=args.seed)
-        rows, scores = [], {}
+        t = time.perf_counter()
+        root = make_bapps(work / "bapps", size=args.size, jnd_size=args.jnd_size, seed=args.seed)
+        print(f"made the set in {time.perf_counter() - t:.1f}s", flush=True)
+        scores, seconds, computed = {}, {}, {}
         # warm-up (imports, allocator, first-call costs) outside every timing
         LossNetwork("alexnet", ("E",), "random", device=device)(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
 
-        # interleaved per architecture (plain, cold, warm) so that all three see the same machine load
-        plain, timings = {}, {"cold": {}, "warm": {}}
         t = time.perf_counter()
         data = load_bapps(root)  # lossnets decodes the data set once for the whole grid
         load_s = time.perf_counter() - t
-        stats = {}
+        # interleaved per architecture (plain, then lossnets) so that all phases see the same machine load
         for arch in archs:
-            t_arch = time.perf_counter()
-            for layer in TAPS:
-                for r in plain_cell(arch, layer, root, args.batch_size, device, args.seed):
-                    scores[("plain", arch, r["layer"], r["dataset"])] = r["value"]
-            sync()
-            plain[arch] = time.perf_counter() - t_arch
-            for phase in ("cold", "warm"):  # warm: a new cache object on the same folder, as a new process
-                cache = FeatureCache(str(work / "cache"), cache_policy=args.policy, dtype="fp32", progress=False)
-                t_arch = time.perf_counter()
-                net = LossNetwork(arch, TAPS, "random", seed=args.seed, device=device, lazy=True)
+            if args.plain:
+                t = time.perf_counter()
+                for layer in TAPS:
+                    for r in plain_cell(arch, layer, root, args.batch_size, device, args.seed):
+                        scores[("plain", arch, r["layer"], r["dataset"])] = r["value"]
+                sync()
+                seconds[("plain", arch)] = time.perf_counter() - t
+            for phase in phases:  # warm: a new cache object on the same folder, as a new process would make
+                cache = (FeatureCache(str(work / "cache"), cache_policy=args.policy, dtype="fp32", progress=False)
+                         if args.cache else None)
+                t = time.perf_counter()
+                net = LossNetwork(arch, TAPS, "random", seed=args.seed, device=device, amp=args.amp, lazy=True)
                 df = similarity.run(net, data, cache=cache, batch_size=args.batch_size, progress=False)
                 sync()
-                timings[phase][arch] = time.perf_counter() - t_arch
-                stats[phase] = stats.get(phase, 0) + cache.stats().get("computed", 0)
+                seconds[(phase, arch)] = time.perf_counter() - t
+                computed[phase] = computed.get(phase, 0) + (cache.stats()["computed"] if cache else 0)
                 for r in df.itertuples():
                     scores[(phase, arch, r.layer, r.dataset)] = r.value
                 del net
-            print(f"{arch}: plain {plain[arch]:.2f}s, lossnets cold {timings['cold'][arch]:.2f}s, "
-                  f"warm {timings['warm'][arch]:.2f}s", flush=True)
-
-        keys = [k[1:] for k in scores if k[0] == "plain"]
-        diff = {ph: max(abs(scores[(ph, *k)] - scores[("plain", *k)]) for k in keys) for ph in ("cold", "warm")}
-        for arch in archs:
-            rows.append(dict(arch=arch, plain_s=plain[arch], cold_s=timings["cold"][arch] + load_s / len(archs),
-                             warm_s=timings["warm"][arch] + load_s / len(archs)))
-        table = pd.DataFrame(rows)
-        total = dict(arch="TOTAL", plain_s=sum(plain.values()), cold_s=sum(timings["cold"].values()) + load_s,
-                     warm_s=sum(timings["warm"].values()) + load_s)
-        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
-        table["speedup_cold"] = table["plain_s"] / table["cold_s"]
-        table["speedup_warm"] = table["plain_s"] / table["warm_s"]
-        n_items = {k: sum(len(s) for s in data.subsets.values() if s.kind == k) for k in ("2afc", "jnd")}
-        meta = run_metadata(device=str(device), threads=torch.get_num_threads(), cpus=os.cpu_count(),
-                            triplets=n_items["2afc"], jnd_pairs=n_items["jnd"], distinct_images=len(data.images),
-                            networks=4 * len(archs), data="synthetic", weights="random",
-                            lossnets_load_s=round(load_s, 3),
-                            max_abs_score_diff_cold=diff["cold"], max_abs_score_diff_warm=diff["warm"],
-                            warm_computed=stats["warm"], cache_policy=args.policy)
-        for k, v in meta.items():
-            table[k] = v
-        OUT.mkdir(parents=True, exist_ok=True)
-        stem = f"similarity_grid_{device.type}" + ("" if args.policy == "always" else f"_{args.policy}")
-        csv = write_csv_atomic(table, OUT / f"{stem}.csv")
-        show = table[["arch", "plain_s", "cold_s", "warm_s", "speedup_cold", "speedup_warm"]]
-        md = (f"# Similarity grid: lossnets vs the plain approach ({device}, {torch.get_num_threads()} threads)\n\n"
-              f"{4 * len(archs)} loss networks; made set (SYNTHETIC judgments) of {n_items['2afc']} triplets "
-              f"and {n_items['jnd']} JND pairs, {len(data.images)} distinct 64x64 images; random weights.\n"
-              f"plain = one eager fp32 job per (arch, tap), each decoding the data, running the whole network and computing the reference "
-              f"twice; cold = lossnets with a fresh feature cache (policy {args.policy}, fp32); warm = the same with the cache filled.\n"
-              f"Largest |score difference| to plain: cold {diff['cold']:.2e}, warm {diff['warm']:.2e} "
-              f"(cached features are fp32). Warm run computed {stats['warm']} images. lossnets times include its one decode of the data ({load_s:.2f}s, spread over the architectures).\n\n"
-              + show.to_markdown(index=False, floatfmt=".2f") + "\n")
-        (OUT / f"{stem}.md").write_text(md)
-        print(md)
-        print(f"wrote {csv}")
+            print(arch + ": " + ", ".join(f"{ph} {seconds[(ph, arch)]:.2f}s" for ph in ("plain", *phases)
+                                          if (ph, arch) in seconds), flush=True)
+        _write(args, device, archs, phases, data, load_s, scores, seconds, computed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _write(args, device, archs, phases, data, load_s, scores, seconds, computed) -> None:
+    """The per-architecture table (CSV) and its summary (markdown) under results/."""
+    lossnets_phases = [f"{ph}_s" for ph in phases]
+    cols = (["plain_s"] if args.plain else []) + lossnets_phases
+    rows = [{"arch": arch, **({"plain_s": seconds[("plain", arch)]} if args.plain else {}),
+             **{f"{ph}_s": seconds[(ph, arch)] + load_s / len(archs) for ph in phases}} for arch in archs]
+    table = pd.DataFrame(rows)
+    table = pd.concat([table, pd.DataFrame([{"arch": "TOTAL", **table[cols].sum().to_dict()}])], ignore_index=True)
+    diff = {}
+    if args.plain:
+        keys = [k[1:] for k in scores if k[0] == "plain"]
+        diff = {ph: max(abs(scores[(ph, *k)] - scores[("plain", *k)]) for k in keys) for ph in phases}
+        for ph in phases:
+            table[f"speedup_{ph}"] = table["plain_s"] / table[f"{ph}_s"]
+    n_items = {k: sum(len(s) for s in data.subsets.values() if s.kind == k) for k in ("2afc", "jnd")}
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    meta = run_metadata(device=str(device), gpu=gpu or "none", threads=torch.get_num_threads(), cpus=os.cpu_count(),
+                        triplets=n_items["2afc"], jnd_pairs=n_items["jnd"], distinct_images=len(data.images),
+                        networks=4 * len(archs), data="synthetic", weights="random", amp=args.amp or "none",
+                        batch_size=args.batch_size, lossnets_load_s=round(load_s, 3), cache_policy=args.policy,
+                        **{f"max_abs_score_diff_{ph}": v for ph, v in diff.items()},
+                        **{f"computed_{ph}": v for ph, v in computed.items()})
+    for k, v in meta.items():
+        table[k] = v
+    OUT.mkdir(parents=True, exist_ok=True)
+    stem = "_".join([f"similarity_grid_{device.type}"] + ([] if args.policy == "always" else [args.policy])
+                    + ([] if args.cache else ["nocache"]) + ([] if args.plain else ["noplain"])
+                    + ([f"size{args.size}"] if args.size != 4 else []))
+    csv = write_csv_atomic(table, OUT / f"{stem}.csv")
+    show = table[["arch", *cols, *[c for c in table.columns if c.startswith("speedup_")]]]
+    lines = [f"# Similarity grid: lossnets vs the plain approach ({gpu or device}, {torch.get_num_threads()} threads)", "",
+             f"{4 * len(archs)} loss networks; made set (SYNTHETIC judgments) of {n_items['2afc']} triplets and "
+             f"{n_items['jnd']} JND pairs, {len(data.images)} distinct 64x64 images; random weights; batch "
+             f"{args.batch_size} items; lossnets autocast {args.amp or 'none'}."]
+    if args.plain:
+        lines.append("plain = one eager fp32 job per (arch, tap), each decoding the data, running the whole network "
+                     "and computing the reference twice.")
+    lines.append({"cold": f"cold = lossnets with a fresh feature cache (policy {args.policy}, fp32); warm = the same "
+                          f"with the cache filled (computed {computed.get('warm', 0)} images).",
+                  "direct": "direct = lossnets without a feature cache."}[phases[0]])
+    if diff:
+        lines.append("Largest |score difference| to plain: " + ", ".join(f"{ph} {v:.2e}" for ph, v in diff.items()) + ".")
+    lines.append(f"lossnets times include its one decode of the data ({load_s:.2f}s, spread over the architectures).")
+    md = "\n".join(lines) + "\n\n" + show.to_markdown(index=False, floatfmt=".2f") + "\n"
+    (OUT / f"{stem}.md").write_text(md)
+    print(md)
+    print(f"wrote {csv}")
 
 
 if __name__ == "__main__":

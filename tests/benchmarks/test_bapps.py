@@ -56,7 +56,7 @@ def test_load(made):
     assert len(data.subsets) == 8
     cnn = data.subsets["2afc/val/cnn"]
     assert cnn.names == ["000000", "000001", "000002"] and cnn.target.dtype == np.float64
-    im = np.asarray(Image.open(made / "2afc/val/cnn/p1/000002.png").convert("RGB"))
+    im = np.array(Image.open(made / "2afc/val/cnn/p1/000002.png").convert("RGB"))
     assert torch.equal(data.images[cnn.index["p1"][2]], torch.from_numpy(im).permute(2, 0, 1))
     assert torch.equal(data.load_images([data.keys[5], data.keys[0]]), data.images[[5, 0]])
 

@@ -130,6 +130,25 @@ def test_hot_tier_is_lru_by_bytes():
     assert hot.get(("e", "big")) is None
 
 
+def test_hot_tier_holds_calls_that_fit_and_results_are_the_callers_own(net):
+    names = h.ids(0, 6)
+    cache = FeatureCache("memory://fc-hot", cache_policy="always", progress=False)
+    out = cache.get_or_compute(net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    fresh = {k: v.half() for k, v in net.extract(h.load_images(names)).items()}
+    assert cache.stats()["hot_items"] == 4 * len(names)
+    out["E"].zero_()  # the caller's tensor, not the hot tier's
+    again = cache.get_or_compute(net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    assert cache.stats()["hot_hits"] == 4 * len(names) and torch.equal(again["E"], fresh["E"])
+    # a call larger than the tier would only evict what it puts: its largest tap stays out
+    per_item = {k: v[0].numel() * v.element_size() for k, v in fresh.items()}
+    big = max(per_item, key=per_item.get)
+    tight = FeatureCache("memory://fc-hot", cache_policy="always", hot_bytes=per_item[big] * (len(names) - 1))
+    back = tight.get_or_compute(net, "synthetic", names, Loader(), preprocessing=h.PREP)
+    name = tight.keys(net, "synthetic", h.PREP)[big].name
+    assert not any(key[0] == name for key in tight.hot._items) and tight.stats()["hot_items"] > 0
+    assert all(torch.equal(back[k], fresh[k]) for k in net.layers)
+
+
 def test_auto_policy_stores_deep_taps_only(net):
     arch = net.arch
     fpb = [prefix_flops_per_byte(arch.name, t.module, t.layer, 64) for t in arch.taps]
@@ -168,3 +187,16 @@ def test_lazy_network_served_from_the_cache_is_never_built(net, tmp_path):
     assert not lazy.built  # the digest came from the memo; nothing was cut or loaded
     for layer in net.layers:
         assert torch.equal(hits[layer], filled[layer])
+
+
+@pytest.mark.parametrize("rows", [[5, 6, 7, 8, 9], [3, 17, 18, 19, 20, 21, 40], [21, 2, 9, 38, 3], [0], [41, 1]])
+def test_take_equals_fancy_indexing(rows, tmp_path):
+    import zarr
+
+    from lossnets.cache.store import take
+    data = np.arange(48 * 3, dtype=np.float32).reshape(48, 3)
+    arr = zarr.open_array(str(tmp_path / "a"), mode="w", shape=data.shape, chunks=(4, 3), dtype="float32")
+    arr[:] = data
+    rows = np.array(rows)
+    np.testing.assert_array_equal(take(arr, rows, 4), data[rows])
+    np.testing.assert_array_equal(take(arr, rows, 4, strict=False), data[rows])
