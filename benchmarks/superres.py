@@ -153,8 +153,7 @@ def _open_cache(cache):
 
 def cache_pays(cache, net: LossNetwork, size: int) -> bool:
     """Whether the cache's policy stores every tap of ``net`` at ``size`` (then targets are read back)."""
-    from ..cache import should_cache
-    return all(should_cache(cache.policy, net.arch.name, t.module, t.layer, size, cache.threshold) for t in net.taps)
+    return cache.stored_layers(net, size) == list(net.layers)
 
 
 def _to_float(x: torch.Tensor, device) -> torch.Tensor:

@@ -10,9 +10,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .hot import HotTier
-from .keys import EntryKey, entry_keys
+from .keys import EntryKey, entry_keys, storage_dtype
 from .policy import FLOPS_PER_BYTE_THRESHOLD, should_cache
-from .store import Entry, Root, cast_checked
+from .store import STORAGE, Entry, Root, cast_checked
 
 USES_FLUSH_S = 10.0
 
@@ -71,11 +71,12 @@ class FeatureCache:
             self._entries[key.name] = entry
         return self._entries[key.name]
 
-    def _stored_layers(self, net, preprocessing) -> list[str]:
-        size = preprocessing.get("size", 224) if isinstance(preprocessing, dict) else 224
-        size = size[0] if isinstance(size, (tuple, list)) else size
+    def stored_layers(self, net, size: int = 224) -> list[str]:
+        """The taps of ``net`` that this cache's policy stores for ``size`` x ``size`` images (the rest are
+        computed on every call, by the shortest prefix that reaches them)."""
+        itemsize = STORAGE[storage_dtype(net, self.dtype)][1].itemsize
         return [t.layer for t in net.taps
-                if should_cache(self.policy, net.arch.name, t.module, t.layer, int(size), self.threshold)]
+                if should_cache(self.policy, net.arch.name, t.module, t.layer, int(size), self.threshold, itemsize)]
 
     def contains(self, net, dataset: str, item_ids: Sequence[str], preprocessing="") -> dict[str, np.ndarray]:
         """Per tap, a boolean array: which items are stored (done) in the zarr tier."""
@@ -92,7 +93,8 @@ class FeatureCache:
         ``load_images(ids)`` returns uint8 (n, 3, H, W) images of those ids. ``preprocessing`` (a
         string or a JSON-able dict, e.g. ``{"size": 64, "resize": "bilinear"}``) must describe how
         those images were made: it is part of the key, with the net's normalisation and autocast.
-        Taps the policy does not store are recomputed for every item.
+        Taps the policy does not store are recomputed for every item, by the network cut at those taps
+        (``net.sub``) where the stored taps are found.
         """
         ids = [str(i) for i in item_ids]
         if len(set(ids)) != len(ids):
@@ -100,18 +102,24 @@ class FeatureCache:
         if self.hot is not None and self._hot_device_auto:
             self.hot.device = net.device
         keys = self.keys(net, dataset, preprocessing)
-        stored = self._stored_layers(net, preprocessing)
+        size = preprocessing.get("size", 224) if isinstance(preprocessing, dict) else 224
+        stored = self.stored_layers(net, size[0] if isinstance(size, (tuple, list)) else size)
         out = {layer: _Result(len(ids)) for layer in net.layers}
-        missing = np.zeros(len(ids), bool) if stored == list(net.layers) else np.ones(len(ids), bool)
+        missing = np.zeros(len(ids), bool)
         disk_hits = self.counts["disk_hits"]
         for layer in stored:
             found = self._lookup(keys[layer], ids, out[layer])
             missing |= ~found
             uses = self._uses.setdefault(keys[layer].name, Counter())
             uses.update(hits=int(found.sum()), misses=int((~found).sum()))
+        position = {i: k for k, i in enumerate(ids)}
         todo = [ids[k] for k in np.flatnonzero(missing)]
-        if todo:
-            self._compute(net, keys, stored, todo, load_images, out, {i: k for k, i in enumerate(ids)})
+        if todo:  # every tap in one pass, storing the stored ones
+            self._compute(net, keys, stored, todo, load_images, out, position)
+        unstored = [layer for layer in net.layers if layer not in stored]
+        rest = [ids[k] for k in np.flatnonzero(~missing)] if unstored else []
+        if rest:  # the other items lack only taps that are not stored: the prefix up to those is enough
+            self._compute(net.sub(unstored), keys, [], rest, load_images, out, position)
         if todo or self.counts["disk_hits"] > disk_hits or time.monotonic() - self._uses_flushed > USES_FLUSH_S:
             self.flush_uses()
         if not ids:

@@ -49,15 +49,19 @@ class EntryKey:
         return asdict(self)
 
 
-def entry_keys(net, dataset: str, preprocessing="", dtype: str | None = None) -> dict[str, EntryKey]:
-    """The key of each tap of ``net`` (a LossNetwork) for ``dataset``.
-
-    ``dtype`` None: bf16 for a net under bf16 autocast, else fp16."""
-    from lossnets import __version__
-
+def storage_dtype(net, dtype: str | None = None) -> str:
+    """The dtype features of ``net`` are stored in: ``dtype``, or (None) bf16 under bf16 autocast, else fp16."""
     dtype = dtype or ("bf16" if net.amp == "bf16" else "fp16")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return dtype
+
+
+def entry_keys(net, dataset: str, preprocessing="", dtype: str | None = None) -> dict[str, EntryKey]:
+    """The key of each tap of ``net`` (a LossNetwork) for ``dataset`` (``dtype``: see storage_dtype)."""
+    from lossnets import __version__
+
+    dtype = storage_dtype(net, dtype)
     return {t.layer: EntryKey(arch=net.arch.name, layer=t.layer, module=t.module, weights_digest=net.weights_digest,
                               preprocessing=canonical(preprocessing), normalize=net.normalize, amp=str(net.amp),
                               dataset=dataset, dtype=dtype, engine_version=__version__)

@@ -9,8 +9,9 @@ from torch import nn
 
 from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
 from .truncate import truncate
+from .memo import memo_get, memo_put
 from .weights import (digest_memo_key, file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict,
-                      read_digest_memo, state_digest, write_digest_memo)
+                      state_digest)
 
 AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -100,6 +101,21 @@ class LossNetwork(nn.Module):
             self._build()  # a lazy network is built on first use
         return super().__getattr__(name)
 
+    def sub(self, layers) -> LossNetwork:
+        """A network with the same weights and options cut at some of this one's taps (the shortest prefix
+        that computes them; built on first use, kept for the next call)."""
+        layers = tuple(self.arch.resolve(layer).layer for layer in layers)
+        if not set(layers) <= set(self.layers):
+            raise ValueError(f"{sorted(set(layers) - set(self.layers))} are not taps of this network {self.layers}")
+        if set(layers) == set(self.layers):
+            return self
+        subs = self.__dict__.setdefault("_subs", {})  # a dict, so they are not submodules of this one
+        if layers not in subs:
+            subs[layers] = LossNetwork(self.arch.name, layers, self.weights_spec, seed=self.seed,
+                                       normalize=self.normalize, device=self.device, compile=self.compiled,
+                                       channels_last=self.channels_last, amp=self.amp, lazy=True)
+        return subs[layers]
+
     @property
     def built(self) -> bool:
         """Whether the prefix is cut and loaded (a lazy network is not, until first use)."""
@@ -114,13 +130,13 @@ class LossNetwork(nn.Module):
         """sha256 of the actual tensors of the truncated network (memoised per weights source and taps,
         so that a lazy network whose features are all cached is never built)."""
         memo = digest_memo_key(self.arch, self.weights_spec, self.seed, self.taps)
-        digest = read_digest_memo(memo) if memo else None
+        digest = memo_get("weights_digests", memo) if memo else None
         if digest is None:
             digest = state_digest(self.body)
             # the key again: building a lazy network may have just stored its random init
             memo = digest_memo_key(self.arch, self.weights_spec, self.seed, self.taps)
             if memo:
-                write_digest_memo(memo, digest)
+                memo_put("weights_digests", memo, digest)
         return digest
 
     def autocast(self):

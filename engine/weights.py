@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.error
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from .atomic import atomic_write, atomic_write_text
+from .atomic import atomic_write
+from .memo import lossnets_home
 from .registry import Architecture, Tap, meta_model
 from .truncate import truncate
 
@@ -39,11 +39,6 @@ def imagenet_state_dict(arch: Architecture) -> dict[str, torch.Tensor]:
             f"torchvision wants the file {path}: download {w.url} and put it there "
             f"(the folder follows $TORCH_HOME, now {torch.hub.get_dir()})."
         ) from e
-
-
-def lossnets_home() -> Path:
-    """Where lossnets keeps its own files: $LOSSNETS_HOME, else ~/.cache/lossnets."""
-    return Path(os.environ.get("LOSSNETS_HOME") or Path.home() / ".cache" / "lossnets")
 
 
 def random_weights_path(arch: Architecture, seed: int) -> Path:
@@ -88,29 +83,6 @@ def digest_memo_key(arch: Architecture, weights: str, seed: int, taps: tuple[Tap
         return None
     st = source.stat()
     return f"{source}|{st.st_size}|{st.st_mtime_ns}|{','.join(sorted(t.module for t in taps))}"
-
-
-def _digest_memo_path() -> Path:
-    return lossnets_home() / "weights_digests.json"
-
-
-def read_digest_memo(key: str) -> str | None:
-    """The memoised weights digest for ``key`` (see digest_memo_key), if any."""
-    try:
-        return json.loads(_digest_memo_path().read_text()).get(key)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def write_digest_memo(key: str, digest: str) -> None:
-    """Add one digest to the memo (atomic replace; a lost race only costs a recomputation)."""
-    path = _digest_memo_path()
-    try:
-        memo = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        memo = {}
-    memo[key] = digest
-    atomic_write_text(path, json.dumps(memo))
 
 
 def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

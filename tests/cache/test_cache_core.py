@@ -159,7 +159,15 @@ def test_auto_policy_stores_deep_taps_only(net):
     out = cache.get_or_compute(net, "synthetic", h.ids(0, 3), Loader(), preprocessing=h.PREP)
     stored = cache.contains(net, "synthetic", h.ids(0, 3), preprocessing=h.PREP)
     assert {k: bool(v.all()) for k, v in stored.items()} == {"E": False, "S": False, "M": True, "L": True}
-    assert torch.equal(out["E"], net.extract(h.load_images(h.ids(0, 3)))["E"].half())
+    fresh = {k: v.half() for k, v in net.extract(h.load_images(h.ids(0, 3))).items()}
+    assert all(torch.equal(out[k], fresh[k]) for k in net.layers)
+    # a rerun reads M and L back and computes E and S by the prefix up to S alone
+    from lossnets import LossNetwork
+    lazy = LossNetwork(h.ARCH, layers=net.layers, weights="random", seed=net.seed, device="cpu", lazy=True)
+    again = FeatureCache("memory://fc-auto", threshold=threshold, progress=False)
+    back = again.get_or_compute(lazy, "synthetic", h.ids(0, 3), Loader(), preprocessing=h.PREP)
+    assert again.stats()["disk_hits"] == 2 * 3 and not lazy.built and lazy.sub(("E", "S")).built
+    assert all(torch.equal(back[k], fresh[k]) for k in net.layers)
     assert not FeatureCache("memory://fc-never", cache_policy="never").get_or_compute(
         net, "synthetic", h.ids(0, 1), Loader(), preprocessing=h.PREP)["E"].isnan().any()
     assert FeatureCache("memory://fc-never").root.entry_names() == []
@@ -200,3 +208,19 @@ def test_take_equals_fancy_indexing(rows, tmp_path):
     rows = np.array(rows)
     np.testing.assert_array_equal(take(arr, rows, 4), data[rows])
     np.testing.assert_array_equal(take(arr, rows, 4, strict=False), data[rows])
+
+
+@pytest.mark.parametrize("arch", ["googlenet", "inception_v3", "densenet121"])
+def test_prefix_flops_of_all_taps_from_one_trace_equal_each_prefix_alone(arch, tmp_path, monkeypatch):
+    from lossnets.cache import policy
+    from lossnets.engine.profiler import count_macs
+    from lossnets.engine.registry import get_architecture, meta_model
+    from lossnets.engine.truncate import truncate
+    monkeypatch.setenv("LOSSNETS_HOME", str(tmp_path))
+    spec, x = get_architecture(arch), torch.empty(1, 3, 64, 64, device="meta")
+    together = policy._registered_taps.__wrapped__(arch, 64)
+    assert arch in next(iter(json.loads((tmp_path / "prefix_flops.json").read_text())))
+    assert policy._registered_taps.__wrapped__(arch, 64) == together  # from the memo
+    for t in spec.taps:
+        alone = truncate(meta_model(spec), {t.module: t.layer})
+        assert together[(t.module, t.layer)] == (2 * count_macs(alone, x), alone(x)[t.layer][0].numel())

@@ -1,4 +1,5 @@
 """Runtime options: torch.compile with fixed shapes, AMP, uint8 input, weights digest, no in-place damage."""
+import pytest
 import torch
 
 from lossnets import LossNetwork
@@ -108,3 +109,16 @@ def test_lazy_network_builds_on_first_use_and_memoises_the_digest(tmp_path, monk
     first = LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu").weights_digest
     torch.save({k: v + 1 for k, v in eager.body.state_dict().items()}, path)
     assert LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu", lazy=True).weights_digest != first
+
+
+def test_sub_network_is_the_shorter_prefix_of_the_same_weights():
+    net = LossNetwork("resnet18", layers=("E", "S", "M"), weights="random", seed=1, device="cpu")
+    sub = net.sub(("S", "E"))
+    assert net.sub(["M", "S", "E"]) is net and net.sub(("S", "E")) is sub and not sub.built
+    x = torch.rand(2, 3, 48, 48)
+    full, short = net(x), sub(x)
+    assert set(short) == {"E", "S"} and all(torch.equal(short[k], full[k]) for k in short)
+    assert sum(p.numel() for p in sub.parameters()) < sum(p.numel() for p in net.parameters())
+    assert not any(n.startswith("_subs") for n, _ in net.named_modules())
+    with pytest.raises(ValueError, match="not taps of this network"):
+        net.sub(("L",))
