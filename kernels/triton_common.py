@@ -7,6 +7,8 @@ one (channels x pixels) block of a pair of feature maps, and the strided store o
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
@@ -25,6 +27,30 @@ def flat_strides(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         return x, (sn, sc, sh if w == 1 else sw)
     x = x.contiguous()
     return x, (x.stride(0), x.stride(1), x.stride(3))
+
+
+class Pair(NamedTuple):
+    """A pair of (N, C, H, W) maps as a launch sees them: sizes, (N, C, P) views with their strides,
+    tile sizes and the number of pixel blocks."""
+    n: int
+    c: int
+    p: int
+    x: torch.Tensor
+    sx: tuple[int, int, int]
+    y: torch.Tensor
+    sy: tuple[int, int, int]
+    bc: int
+    bp: int
+    nb: int
+
+
+def pair(x: torch.Tensor, y: torch.Tensor, block_c: int | None = None, block_p: int | None = None) -> Pair:
+    """The launch plan of a kernel over x and y (see flat_strides and blocks)."""
+    n, c, h, w = x.shape
+    x, sx = flat_strides(x)
+    y, sy = flat_strides(y)
+    bc, bp = blocks(c, h * w, block_c, block_p)
+    return Pair(n, c, h * w, x, sx, y, sy, bc, bp, triton.cdiv(h * w, bp))
 
 
 def grad_buffers(f0: torch.Tensor, f1: torch.Tensor):

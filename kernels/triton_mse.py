@@ -10,8 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_common import (blocks, flat_strides, grad_buffers, load_pair, pixel_tile, rowsum, store_block,
-                            write_back)
+from .triton_common import grad_buffers, load_pair, pair, pixel_tile, rowsum, store_block, write_back
 
 
 @triton.jit
@@ -40,27 +39,18 @@ def _bwd_kernel(go, f, g, gf, gg, C, P, sfn, sfc, sfp, sgn, sgc, sgp, tfn, tfc, 
 
 def forward(f: torch.Tensor, g: torch.Tensor, block_c: int | None = None, block_p: int | None = None) -> torch.Tensor:
     """Mean squared difference per sample, (N,) fp32. Runs on CUDA, or on CPU under TRITON_INTERPRET=1."""
-    n, c, h, w = f.shape
-    p = h * w
-    f, sf = flat_strides(f)
-    g, sg = flat_strides(g)
-    bc, bp = blocks(c, p, block_c, block_p)
-    nb = triton.cdiv(p, bp)
-    part = torch.empty((n, nb), dtype=torch.float32, device=f.device)
-    _fwd_kernel[(n, nb)](f, g, part, c, p, nb, *sf, *sg, BLOCK_C=bc, BLOCK_P=bp)
-    return rowsum(part, 1.0 / (c * p))
+    k = pair(f, g, block_c, block_p)
+    part = torch.empty((k.n, k.nb), dtype=torch.float32, device=f.device)
+    _fwd_kernel[(k.n, k.nb)](k.x, k.y, part, k.c, k.p, k.nb, *k.sx, *k.sy, BLOCK_C=k.bc, BLOCK_P=k.bp)
+    return rowsum(part, 1.0 / (k.c * k.p))
 
 
 def backward(grad: torch.Tensor, f: torch.Tensor, g: torch.Tensor,
              block_c: int | None = None, block_p: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. f and g, in their dtype and layout."""
-    n, c, h, w = f.shape
-    p = h * w
     gf, gg, gfw, tf, ggw, tg = grad_buffers(f, g)
-    f, sf = flat_strides(f)
-    g, sg = flat_strides(g)
-    bc, bp = blocks(c, p, block_c, block_p)
-    _bwd_kernel[(n, triton.cdiv(p, bp))](grad.contiguous(), f, g, gfw, ggw, c, p, *sf, *sg, *tf, *tg,
-                                         1.0 / (c * p), BLOCK_C=bc, BLOCK_P=bp)
+    k = pair(f, g, block_c, block_p)
+    _bwd_kernel[(k.n, k.nb)](grad.contiguous(), k.x, k.y, gfw, ggw, k.c, k.p, *k.sx, *k.sy, *tf, *tg,
+                             1.0 / (k.c * k.p), BLOCK_C=k.bc, BLOCK_P=k.bp)
     return write_back(gf, gfw), write_back(gg, ggw)
 

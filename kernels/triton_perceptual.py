@@ -14,8 +14,7 @@ import triton
 import triton.language as tl
 
 from .reference import EPS
-from .triton_common import (blocks, flat_strides, grad_buffers, load_pair, pixel_tile, rowsum, store_block,
-                            write_back)
+from .triton_common import grad_buffers, load_pair, pair, pixel_tile, rowsum, store_block, write_back
 
 
 @triton.jit
@@ -88,35 +87,25 @@ def _bwd_kernel(go, f0, f1, w, g0, g1, gw_part, C, P, NB, NNB,
 def forward(f0: torch.Tensor, f1: torch.Tensor, weight: torch.Tensor | None,
             block_c: int | None = None, block_p: int | None = None) -> torch.Tensor:
     """Perceptual distance per sample, (N,) fp32. Runs on CUDA, or on CPU under TRITON_INTERPRET=1."""
-    n, c, h, w = f0.shape
-    p = h * w
-    f0, s0 = flat_strides(f0)
-    f1, s1 = flat_strides(f1)
-    bc, bp = blocks(c, p, block_c, block_p)
-    nb = triton.cdiv(p, bp)
-    part = torch.empty((n, nb), dtype=torch.float32, device=f0.device)
-    _fwd_kernel[(n, nb)](f0, f1, f0 if weight is None else weight, part, c, p, nb, *s0, *s1, EPS,
-                         HAS_W=weight is not None, BLOCK_C=bc, BLOCK_P=bp)
-    return rowsum(part, 1.0 / p)
+    k = pair(f0, f1, block_c, block_p)
+    part = torch.empty((k.n, k.nb), dtype=torch.float32, device=f0.device)
+    _fwd_kernel[(k.n, k.nb)](k.x, k.y, k.x if weight is None else weight, part, k.c, k.p, k.nb, *k.sx, *k.sy, EPS,
+                             HAS_W=weight is not None, BLOCK_C=k.bc, BLOCK_P=k.bp)
+    return rowsum(part, 1.0 / k.p)
 
 
 def backward(grad: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor, weight: torch.Tensor | None,
              need_weight_grad: bool, block_c: int | None = None, block_p: int | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. f0, f1 (their dtype and layout) and the weight ((C,) fp32, empty if not needed)."""
-    n, c, h, w = f0.shape
-    p = h * w
     g0, g1, g0w, t0, g1w, t1 = grad_buffers(f0, f1)
-    f0, s0 = flat_strides(f0)
-    f1, s1 = flat_strides(f1)
-    bc, bp = blocks(c, p, block_c, block_p)
-    nb = triton.cdiv(p, bp)
+    k = pair(f0, f1, block_c, block_p)
     need_gw = need_weight_grad and weight is not None
-    gw_part = torch.empty((c, n * nb) if need_gw else (0,), dtype=torch.float32, device=f0.device)
-    _bwd_kernel[(n, nb)](grad.contiguous(), f0, f1, f0 if weight is None else weight, g0w, g1w,
-                         gw_part if need_gw else f0,
-                         c, p, nb, n * nb, *s0, *s1, *t0, *t1, EPS, 1.0 / p,
-                         HAS_W=weight is not None, NEED_GW=need_gw, BLOCK_C=bc, BLOCK_P=bp)
+    gw_part = torch.empty((k.c, k.n * k.nb) if need_gw else (0,), dtype=torch.float32, device=f0.device)
+    _bwd_kernel[(k.n, k.nb)](grad.contiguous(), k.x, k.y, k.x if weight is None else weight, g0w, g1w,
+                             gw_part if need_gw else k.x,
+                             k.c, k.p, k.nb, k.n * k.nb, *k.sx, *k.sy, *t0, *t1, EPS, 1.0 / k.p,
+                             HAS_W=weight is not None, NEED_GW=need_gw, BLOCK_C=k.bc, BLOCK_P=k.bp)
     gw = rowsum(gw_part, 1.0) if need_gw else gw_part
     return write_back(g0, g0w), write_back(g1, g1w), gw
 
