@@ -16,9 +16,9 @@ import torchvision
 from torch import fx
 from torch.utils.flop_counter import FlopCounterMode
 
+from lossnets.engine.memo import memo_get, memo_put
 from lossnets.engine.registry import get_architecture, meta_model
 from lossnets.engine.truncate import truncate
-from lossnets.engine.memo import memo_get, memo_put
 
 POLICIES = ("auto", "always", "never")
 # Measured by cache_bench.py on the shared 2-core CPU CI machine (1 torch thread, 256 64x64 patches,

@@ -7,9 +7,9 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from .memo import memo_get, memo_put
 from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
 from .truncate import truncate
-from .memo import memo_get, memo_put
 from .weights import (digest_memo_key, file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict,
                       state_digest)
 
@@ -69,7 +69,7 @@ class LossNetwork(nn.Module):
             raise ValueError(f"layers repeat a tap: {layers}")
         mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
         self.norm = (Normalize(mean, std) if normalize == "imagenet" else nn.Identity()).to(self.device)
-        self._pending = True  # until the body is built
+        self._subs: dict[tuple[str, ...], LossNetwork] = {}  # see sub(); a dict, so not submodules
         if not lazy:
             self._build()
         self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
@@ -94,10 +94,9 @@ class LossNetwork(nn.Module):
         if self.channels_last:
             body.to(memory_format=torch.channels_last)
         self.body = body.eval().requires_grad_(False)
-        self._pending = False
 
     def __getattr__(self, name: str):
-        if name == "body" and self.__dict__.get("_pending"):
+        if name == "body" and "_modules" in self.__dict__ and not self.built:
             self._build()  # a lazy network is built on first use
         return super().__getattr__(name)
 
@@ -109,17 +108,16 @@ class LossNetwork(nn.Module):
             raise ValueError(f"{sorted(set(layers) - set(self.layers))} are not taps of this network {self.layers}")
         if set(layers) == set(self.layers):
             return self
-        subs = self.__dict__.setdefault("_subs", {})  # a dict, so they are not submodules of this one
-        if layers not in subs:
-            subs[layers] = LossNetwork(self.arch.name, layers, self.weights_spec, seed=self.seed,
-                                       normalize=self.normalize, device=self.device, compile=self.compiled,
-                                       channels_last=self.channels_last, amp=self.amp, lazy=True)
-        return subs[layers]
+        if layers not in self._subs:
+            self._subs[layers] = LossNetwork(self.arch.name, layers, self.weights_spec, seed=self.seed,
+                                             normalize=self.normalize, device=self.device, compile=self.compiled,
+                                             channels_last=self.channels_last, amp=self.amp, lazy=True)
+        return self._subs[layers]
 
     @property
     def built(self) -> bool:
         """Whether the prefix is cut and loaded (a lazy network is not, until first use)."""
-        return not self.__dict__["_pending"]
+        return "body" in self._modules
 
     def train(self, mode: bool = True):
         """Loss networks always stay in eval mode (batch norm statistics never drift)."""
