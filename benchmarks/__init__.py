@@ -1,1 +1,2 @@
-"""lossnets.benchmarks: datasets, the four benchmarks, the sweep and the report."""
+"""lossnets.benchmarks: one package per benchmark, and the pieces they share (training engine, image metrics,
+data, sweep)."""

@@ -35,7 +35,7 @@ def _cmd_profile(args) -> None:
     from pathlib import Path
 
     from lossnets.engine.profiler import plot_macs, profile
-    from lossnets.benchmarks.results import write_csv_atomic
+    from lossnets.benchmarks.sweep.results import write_csv_atomic
     df = profile(args.archs, args.layers, size=args.size, batch=args.batch, device=args.device,
                  amp=args.amp, compile=args.compile)
     out = Path(args.out)
@@ -47,7 +47,7 @@ def _cmd_profile(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from lossnets.benchmarks.demo import run_demo
+    from lossnets.benchmarks.sweep.demo import run_demo
     paths, failed = run_demo(args.out, device=args.device)
     print("SYNTHETIC data and RANDOM weights: the demo shows the machinery, not the paper's results.")
     for name, path in paths.items():
@@ -62,7 +62,7 @@ def _cmd_demo(args) -> None:
 
 
 def _cmd_similarity(args) -> None:
-    from lossnets.benchmarks.similarity import evaluate
+    from lossnets.benchmarks.similarity.benchmark import evaluate
     df = evaluate(args.archs, args.layers, args.data, weights=args.weights, seed=args.seed, device=args.device,
                   amp=args.amp, compile=args.compile, cache=args.cache, out=args.out, subsets=args.subsets,
                   batch_size=args.batch_size, progress=not args.quiet)
@@ -77,14 +77,14 @@ def _cmd_similarity(args) -> None:
 
 
 def _cmd_data_make_bapps(args) -> None:
-    from lossnets.benchmarks.bapps import make_bapps
+    from lossnets.benchmarks.similarity.bapps import make_bapps
     root = make_bapps(args.dir, size=args.size, jnd_size=args.jnd_size, seed=args.seed)
     print(f"wrote a SYNTHETIC BAPPS-layout set to {root} (scikit-image photo patches, SYNTHETIC judgments from a "
           f"pixel metric plus noise, not human; see {root}/README.txt). For tests and demos only.")
 
 
 def _cmd_data_download(args) -> None:
-    from lossnets.benchmarks.download import fetch
+    from lossnets.benchmarks.data.download import fetch
     for path in fetch(args.name, args.dir, parts=args.parts, base_url=args.base_url, progress=not args.quiet):
         print(f"ready: {path}")
 
@@ -92,8 +92,8 @@ def _cmd_data_download(args) -> None:
 def _cmd_superres(args) -> None:
     import pandas as pd
 
-    from lossnets.benchmarks.results import write_csv_atomic
-    from lossnets.benchmarks.superres import parse_tests, run
+    from lossnets.benchmarks.sweep.results import write_csv_atomic
+    from lossnets.benchmarks.superres.benchmark import parse_tests, run
     from lossnets.engine import LossNetwork, resolve_archs
     tests = parse_tests(args.test)
     frames = []
@@ -113,7 +113,7 @@ def _cmd_superres(args) -> None:
 
 
 def _cmd_data_make_sr(args) -> None:
-    from lossnets.benchmarks.sr_data import make_sr
+    from lossnets.benchmarks.superres.data import make_sr
     root = make_sr(args.dir, n_train=args.n_train, n_val=args.n_val, size=args.size, seed=args.seed)
     print(f"wrote super-resolution demo folders to {root}: train/, val/, test/{{set5,set14,bsd100}} "
           f"(crops of scikit-image's photos, not the benchmark's data sets; see {root}/README.txt)")
@@ -142,7 +142,7 @@ def _cmd_cache(args) -> None:
 
 
 def _cmd_sweep(args) -> None:
-    from lossnets.benchmarks.sweep import sweep
+    from lossnets.benchmarks.sweep.runner import sweep
     if args.config is None and not args.resume:
         raise ValueError("give --config FILE.toml (or --resume to continue RUN_DIR with its own config)")
     result = sweep(args.config, args.out, executor=args.executor, resume=args.resume, progress=not args.quiet)
@@ -155,13 +155,13 @@ def _cmd_sweep(args) -> None:
 
 
 def _cmd_merge(args) -> None:
-    from lossnets.benchmarks.sweep import RESULTS, merge
+    from lossnets.benchmarks.sweep.runner import RESULTS, merge
     df = merge(args.run_dirs, args.out)
     print(f"merged {len(args.run_dirs)} run(s) into {args.out}/{RESULTS}: {len(df)} rows")
 
 
 def _cmd_report(args) -> None:
-    from lossnets.benchmarks.report import write_report
+    from lossnets.benchmarks.sweep.report import write_report
     out = write_report(args.run_dir, out=args.out)
     print(f"wrote {out}/report.md, {out}/report.html and the tables and plots beside them")
 

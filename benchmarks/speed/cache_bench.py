@@ -18,8 +18,8 @@ import torch
 import zarr
 
 from lossnets import LossNetwork
-from lossnets.benchmarks.photos import photo_patches
-from lossnets.benchmarks.results import run_metadata, write_csv_atomic
+from lossnets.benchmarks.data.photos import photo_patches
+from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.cache import FeatureCache, prefix_flops_per_byte
 from lossnets.cache.store import codecs, take
 

@@ -37,9 +37,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lossnets.benchmarks import similarity
-from lossnets.benchmarks.bapps import load_bapps, make_bapps
-from lossnets.benchmarks.results import run_metadata, write_csv_atomic
+from lossnets.benchmarks.similarity import benchmark as similarity
+from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.cache import FeatureCache
 from lossnets.engine import LossNetwork, get_architecture, resolve_archs
 from lossnets.engine.registry import NORMALIZATIONS

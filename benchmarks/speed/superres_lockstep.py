@@ -27,9 +27,9 @@ import pandas as pd
 import torch
 
 from lossnets import LossNetwork
-from lossnets.benchmarks.results import run_metadata, write_csv_atomic
-from lossnets.benchmarks.sr_data import SRSet
-from lossnets.benchmarks.superres import BatchSampler, TargetSource, _to_float, build_models, train_step
+from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
+from lossnets.benchmarks.superres.data import SRSet
+from lossnets.benchmarks.superres.benchmark import BatchSampler, TargetSource, _to_float, build_models, train_step
 from lossnets.engine import resolve_archs
 
 OUT = Path(__file__).parent / "results"

@@ -5,7 +5,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from lossnets.benchmarks.image_metrics import mod_crop, psnr, rgb_to_y, shave, ssim, to_uint8
-from lossnets.benchmarks.photos import photo_patches
+from lossnets.benchmarks.data.photos import photo_patches
 
 
 def _pair(seed=0, size=(40, 52)):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lossnets.benchmarks.bapps import (BappsError, JND_SUBSETS, SYNTHETIC_MARKER, TWOAFC_SUBSETS, find_subsets,
+from lossnets.benchmarks.similarity.bapps import (BappsError, JND_SUBSETS, SYNTHETIC_MARKER, TWOAFC_SUBSETS, find_subsets,
                                        load_bapps, make_bapps)
 from lossnets.cli import main
 

@@ -70,8 +70,8 @@ def register_benchmark(name: str, function: str, paths=()) -> BenchmarkSpec:
     return spec
 
 
-register_benchmark("similarity", "lossnets.benchmarks.similarity:run", paths=("data",))
-register_benchmark("superres", "lossnets.benchmarks.superres:run", paths=("train", "val", "test"))
+register_benchmark("similarity", "lossnets.benchmarks.similarity.benchmark:run", paths=("data",))
+register_benchmark("superres", "lossnets.benchmarks.superres.benchmark:run", paths=("train", "val", "test"))
 
 
 def load_function(target: str):

@@ -43,7 +43,7 @@ def load_table(run_dir) -> pd.DataFrame:
     if p.is_file():
         return pd.read_csv(p)
     if not (p / "results.csv").is_file():
-        from .sweep import rebuild_results
+        from .runner import rebuild_results
         return rebuild_results(p)
     return pd.read_csv(p / "results.csv")
 

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine import LossNetwork
-from .image_metrics import psnr, rgb_to_y, shave, ssim, to_uint8
-from .results import run_metadata, tidy, with_paper_values
-from .sr_data import SRImage, SRSet, check_protocol, load_sr_folder, load_test_folder
-from .transform_net import build_transform_net
+from lossnets.engine import LossNetwork
+from ..image_metrics import psnr, rgb_to_y, shave, ssim, to_uint8
+from ..sweep.results import run_metadata, tidy, with_paper_values
+from .data import SRImage, SRSet, check_protocol, load_sr_folder, load_test_folder
+from .model import build_transform_net
 
 LR_ADAM = 1e-3
 CONSTANT_STD = 1e-4  # an output whose per-image standard deviation stays below this is "constant"
@@ -39,7 +39,7 @@ EVAL_BATCH = 16
 
 def feature_loss(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Mean squared feature difference (``lossnets.kernels.feature_mse``; autograd-capable)."""
-    from ..kernels import feature_mse
+    from lossnets.kernels import feature_mse
     return feature_mse(f, g, reduction="mean")
 
 
@@ -147,7 +147,7 @@ class TargetSource:
 def _open_cache(cache):
     if cache is None or not isinstance(cache, (str, Path)):
         return cache
-    from ..cache import FeatureCache
+    from lossnets.cache import FeatureCache
     return FeatureCache(str(cache), progress=False)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lossnets.benchmarks import sweep as sw
+from lossnets.benchmarks.sweep import runner as sw
 
 HERE = Path(__file__).parent
 FAKE = "test_sweep_fakebench:run"
@@ -213,9 +213,9 @@ def test_made_data_is_labelled_synthetic(tmp_path):
 
 
 def test_similarity_sweep_on_made_bapps_then_report(tmp_path):
-    pytest.importorskip("lossnets.benchmarks.similarity")
-    from lossnets.benchmarks.bapps import make_bapps
-    from lossnets.benchmarks.report import write_report
+    pytest.importorskip("lossnets.benchmarks.similarity.benchmark")
+    from lossnets.benchmarks.similarity.bapps import make_bapps
+    from lossnets.benchmarks.sweep.report import write_report
     make_bapps(tmp_path / "bapps", size=2)
     cfg = tmp_path / "c.toml"
     cfg.write_text('[sweep]\narchs = ["squeezenet1_1"]\nlayers = ["E", "L"]\nweights = "random"\ndevice = "cpu"\n'

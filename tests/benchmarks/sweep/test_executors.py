@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossnets.benchmarks import sweep as sw
-from lossnets.benchmarks.executors import LocalExecutor, RayExecutor, SlurmExecutor, gpu_share, make_executor
+from lossnets.benchmarks.sweep import runner as sw
+from lossnets.benchmarks.sweep.executors import LocalExecutor, RayExecutor, SlurmExecutor, gpu_share, make_executor
 
 HERE = Path(__file__).parent
 ARCHS = ["alexnet", "squeezenet1_1"]

@@ -7,10 +7,10 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from lossnets import LossNetwork
-from lossnets.benchmarks import superres
+from lossnets.benchmarks.superres import benchmark as superres
 from lossnets.benchmarks.image_metrics import rgb_to_y, shave, to_uint8
-from lossnets.benchmarks.sr_data import load_sr_folder, load_test_folder, make_sr
-from lossnets.benchmarks.transform_net import build_transform_net
+from lossnets.benchmarks.superres.data import load_sr_folder, load_test_folder, make_sr
+from lossnets.benchmarks.superres.model import build_transform_net
 
 ARCH = "squeezenet1_1"  # the smallest loss network: quick on a CPU
 SIZE = 32
@@ -126,7 +126,7 @@ def test_standard_evaluation_equals_skimage(data):
 def test_paper_values_beside_imagenet_rows():
     rows = [{"benchmark": "superres_x4", "arch": "vgg16", "layer": "E", "weights": w, "dataset": "set5",
              "metric": "psnr", "value": 1.0} for w in ("imagenet", "random")]
-    from lossnets.benchmarks.results import tidy, with_paper_values
+    from lossnets.benchmarks.sweep.results import tidy, with_paper_values
     df = with_paper_values(tidy(rows))
     assert df["paper_value"].iloc[0] == pytest.approx(30.3) and math.isnan(df["paper_value"].iloc[1])
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lossnets.benchmarks.bapps import load_bapps, make_bapps
-from lossnets.benchmarks.similarity import distances, run, score
+from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.similarity.benchmark import distances, run, score
 from lossnets.engine import LossNetwork
 from lossnets.engine.registry import NORMALIZATIONS
 

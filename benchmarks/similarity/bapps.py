@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import ImageError, list_images, read_rgb, save_png
-from .photos import photo_patches
+from ..data.images import ImageError, list_images, read_rgb, save_png
+from ..data.photos import photo_patches
 
 SIZE = 64
 TWOAFC_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lossnets.benchmarks import download as dl
-from lossnets.benchmarks.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.data import download as dl
+from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
 
 
 class Server:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .bapps import BAPPS, load_bapps
-from .results import run_metadata, tidy, with_paper_values, write_csv_atomic
+from ..sweep.results import run_metadata, tidy, with_paper_values, write_csv_atomic
 
 BENCHMARK = "similarity"
 CACHE_DATASET = "bapps"  # item ids are content digests of the decoded images, so one name serves every subset

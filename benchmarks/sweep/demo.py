@@ -5,11 +5,11 @@ import time
 import tomllib
 from pathlib import Path
 
-from .bapps import make_bapps
+from ..similarity.bapps import make_bapps
 from .report import write_report
 from .results import write_csv_atomic
-from .sr_data import make_sr
-from .sweep import SweepConfig, sweep
+from ..superres.data import make_sr
+from .runner import SweepConfig, sweep
 
 DEMO_CONFIG = Path(__file__).parent / "data" / "demo_sweep.toml"
 

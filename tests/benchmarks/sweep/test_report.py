@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossnets.benchmarks import report as rp
-from lossnets.benchmarks.results import paper_results
+from lossnets.benchmarks.sweep import report as rp
+from lossnets.benchmarks.sweep.results import paper_results
 from lossnets.cli import main
 
 # paper Table III, average ranking per benchmark (1 similarity, 2 superres, 3 segmentation, 4 autoencoder)

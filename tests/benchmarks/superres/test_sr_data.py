@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lossnets.benchmarks.images import ImageError, read_rgb
-from lossnets.benchmarks.sr_data import (gaussian_blur, load_sr_folder, load_test_folder, make_pair, make_sr,
+from lossnets.benchmarks.data.images import ImageError, read_rgb
+from lossnets.benchmarks.superres.data import (gaussian_blur, load_sr_folder, load_test_folder, make_pair, make_sr,
                                          sample_files)
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .image_metrics import mod_crop
-from .images import ImageError, list_images, read_rgb, save_png
-from .photos import photo_patches
+from ..image_metrics import mod_crop
+from ..data.images import ImageError, list_images, read_rgb, save_png
+from ..data.photos import photo_patches
 
 PROTOCOLS = ("paper", "standard")
 BLUR_SIGMA = 1.0

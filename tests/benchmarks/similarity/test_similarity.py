@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossnets.benchmarks import similarity
-from lossnets.benchmarks.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.similarity import benchmark as similarity
+from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
 from lossnets.engine import LossNetwork
 
 
