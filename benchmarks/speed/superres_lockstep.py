@@ -29,7 +29,8 @@ import torch
 from lossnets import LossNetwork
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.benchmarks.superres.data import SRSet
-from lossnets.benchmarks.superres.benchmark import BatchSampler, TargetSource, _to_float, build_models, train_step
+from lossnets.benchmarks.superres.benchmark import SuperResolution
+from lossnets.benchmarks.training import Lockstep
 from lossnets.engine import resolve_archs
 
 OUT = Path(__file__).parent / "results"
@@ -54,28 +55,15 @@ def time_lockstep(nets: list[LossNetwork], train: SRSet, scale: int, iterations:
                   protocol: str = "paper") -> tuple[float, int]:
     """Seconds for ``iterations`` lockstep iterations (after ``warmup``) and the number of models."""
     device = nets[0].device
-    models = build_models(nets, scale, protocol)
-    targets = {id(n): TargetSource(n, train) for n in nets}
-    sampler = BatchSampler(len(train), batch)
-
-    def step():
-        idx = sampler.next()
-        lr = _to_float(train.lr[idx], device)
-        if device.type == "cuda" and nets[0].channels_last:
-            lr = lr.contiguous(memory_format=torch.channels_last)
-        hr = train.hr[idx].to(device, non_blocking=True)
-        feats = {id(n): targets[id(n)](idx, hr) for n in nets}
-        for m in models:
-            train_step(m, lr, feats[id(m.net)][m.layer])
-
+    run = Lockstep(nets, SuperResolution(train, train, scale, protocol, batch))
     for _ in range(warmup):
-        step()
+        run.step()
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(iterations):
-        step()
+        run.step()
     _sync(device)
-    return time.perf_counter() - t0, len(models)
+    return time.perf_counter() - t0, len(run.trainees)
 
 
 def net_for(arch: str, layers, device, fast: bool = False, channels_last: bool | None = None) -> LossNetwork:
