@@ -28,6 +28,7 @@ class Tap:
     layer: str  # E, S, M or L
     paper_name: str
     module: str  # torchvision module path whose output is the tap
+    channels: int | None = None  # channels at the tap (registered taps; None for an ad-hoc module path)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def architectures() -> dict[str, Architecture]:
     taps: dict[str, list[Tap]] = {}
     with open(DATA / "extraction_layers.csv", newline="") as f:
         for r in csv.DictReader(f):
-            taps.setdefault(r["arch"], []).append(Tap(r["arch"], r["layer"], r["paper_name"], r["torchvision_module"]))
+            taps.setdefault(r["arch"], []).append(Tap(r["arch"], r["layer"], r["paper_name"], r["torchvision_module"],
+                                                    int(r["channels"])))
     out = {}
     with open(DATA / "architectures.csv", newline="") as f:
         for r in csv.DictReader(f):

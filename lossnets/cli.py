@@ -8,10 +8,18 @@ import argparse
 import sys
 
 
+class _Names(argparse.Action):
+    """A list option given space- or comma-separated, as researchers type them: ``--archs vgg16,alexnet``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [n for v in values for n in v.split(",") if n])
+
+
 def _add_grid_args(p: argparse.ArgumentParser) -> None:
     """--archs/--layers, shared by every command that runs over the grid."""
-    p.add_argument("--archs", nargs="+", default=None, help="architectures (default: all 14)")
-    p.add_argument("--layers", nargs="+", default=["E", "S", "M", "L"], help="taps: letters or module paths")
+    p.add_argument("--archs", nargs="+", action=_Names, default=None, help="architectures (default: all 14)")
+    p.add_argument("--layers", nargs="+", action=_Names, default=["E", "S", "M", "L"],
+                   help="taps: letters or module paths")
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -171,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="print the grid: architecture, tap, module path, channels")
-    p.add_argument("--archs", nargs="+", default=None)
+    p.add_argument("--archs", nargs="+", action=_Names, default=None)
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("profile", help="parameters, depth, MACs/FLOPs, throughput, peak memory per loss network")

@@ -74,6 +74,7 @@ def test_loss_network_against_full_model(arch, tmp_path):
     multi = LossNetwork(arch, weights="random", seed=0, normalize="imagenet", device="cpu", channels_last=False)(x)
     for t in spec.taps:
         assert_features_close(multi[t.layer], ref[t.module], f"{arch} {t.layer} normalize=imagenet")
+        assert multi[t.layer].shape[1] == t.channels, f"{arch} {t.layer}: the registry's channel count is wrong"
 
     # one tap alone equals the same tap from the multi-tap pass
     for t in spec.taps:
