@@ -55,7 +55,7 @@ def _cmd_profile(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from lossnets.benchmarks.sweep.demo import run_demo
+    from lossnets.benchmarks.demo import run_demo
     paths, failed = run_demo(args.out, device=args.device)
     print("SYNTHETIC data and RANDOM weights: the demo shows the machinery, not the paper's results.")
     for name, path in paths.items():

@@ -5,13 +5,13 @@ import time
 import tomllib
 from pathlib import Path
 
-from ..similarity.bapps import make_bapps
-from .report import write_report
-from .results import write_csv_atomic
-from ..superres.data import make_sr
-from .runner import SweepConfig, sweep
+from .similarity.bapps import make_bapps
+from .superres.data import make_sr
+from .sweep.report import write_report
+from .sweep.results import write_csv_atomic
+from .sweep.runner import SweepConfig, sweep
 
-DEMO_CONFIG = Path(__file__).parent / "data" / "demo_sweep.toml"
+DEMO_CONFIG = Path(__file__).parent / "demo_sweep.toml"
 
 
 def run_demo(out: str | Path, *, device: str = "cpu", progress: bool = True) -> tuple[dict[str, Path], int]:
