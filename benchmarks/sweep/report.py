@@ -35,6 +35,9 @@ LOWER_IS_BETTER = {"lpips", "mse", "loss", "error", "distance", "rmse"}
 # benchmarks the paper pools into one "benchmark" for its ranking
 BENCHMARK_GROUP = {"superres_x4": "superres", "superres_x8": "superres"}
 KEY = ["benchmark", "arch", "layer", "dataset", "metric"]
+# where the paper's appendix gives each benchmark's figures
+PAPER_TABLE = {"similarity": "Table V", "superres_x4": "Tables VI-IX", "superres_x8": "Tables VI-IX",
+               "segmentation": "Table X", "autoencoder": "Table XI"}
 
 
 def load_table(run_dir) -> pd.DataFrame:
@@ -158,6 +161,25 @@ def best_taps(df: pd.DataFrame) -> pd.DataFrame:
         table[col] = [f"{o if isinstance(o, str) else '-'} (paper {p})" if isinstance(p, str) else o
                       for o, p in zip(table[col], ptable[col].reindex(table.index))]
     return table.reindex(index=[a for a in _arch_order() if a in table.index]).reset_index()
+
+
+def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The paper's per-benchmark tables (V-XI): per ranked score, architectures (rows) by taps (columns), each
+    cell ``ours (paper)`` (the mean over repeated rows; the paper's figure where it reports one)."""
+    scores = score_rows(df)
+    paper = paper_results().set_index(["benchmark", "dataset", "metric", "arch", "layer"])["value"]
+    tables, layers = {}, _layer_sorted(scores["layer"])
+    for (pb, pd_, metric), s in scores.groupby(["paper_benchmark", "paper_dataset", "metric"], sort=False):
+        mean = s.groupby(["arch", "layer"])["value"].mean()
+        cells = {}
+        for (arch, layer), v in mean.items():
+            ref = paper.get((pb, pd_, metric, arch, layer))
+            cells[arch, layer] = _fmt(float(v)) + (f" ({_fmt(float(ref))})" if ref is not None else "")
+        table = pd.Series(cells).unstack()
+        table = table.reindex(index=[a for a in _arch_order() if a in table.index],
+                              columns=layers).fillna("-")
+        tables[f"{PAPER_TABLE.get(pb, pb)}: {pb} {pd_} {metric}"] = table.rename_axis("arch").reset_index()
+    return tables
 
 
 def _layer_sorted(layers) -> list[str]:
@@ -328,6 +350,12 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
            "computation on the published figures, over the same (score, architecture, tap) cells as this run.", "",
            markdown_table(side)]
     md += ["## Best tap per architecture (paper Table IV)", "", markdown_table(taps)]
+    tables = benchmark_tables(df)
+    md += ["## Per benchmark (paper Tables V-XI)", "",
+           "Each cell: this run's value, the paper's in brackets where it reports one (fractions throughout: the "
+           "paper's percentages of Table X are divided by 100).", ""]
+    for title, table in tables.items():
+        md += [f"### {title}", "", markdown_table(table)]
     for f in files:
         md += [f"![{f.stem}]({f.name})", ""]
     show = comp[KEY + ["weights", "value", "paper_value", "difference", "comparable"]]
@@ -336,11 +364,11 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
            "data. Also in comparison.csv.", "", markdown_table(show)]
     text = "\n".join(md)
     (out / "report.md").write_text(text)
-    (out / "report.html").write_text(_html(warn, run_dir, side, taps, files, show))
+    (out / "report.html").write_text(_html(warn, run_dir, side, taps, tables, files, show))
     return out
 
 
-def _html(warn, run_dir, side, taps, files, show) -> str:
+def _html(warn, run_dir, side, taps, tables, files, show) -> str:
     parts = ["<!doctype html><meta charset='utf-8'><title>lossnets report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:2px 6px}.warn{background:#fdd;border:2px solid #c00;"
@@ -348,11 +376,14 @@ def _html(warn, run_dir, side, taps, files, show) -> str:
     parts += [f"<p class='warn'>WARNING: {html.escape(w)}</p>" for w in warn]
     parts += [f"<p>Run: <code>{html.escape(str(run_dir))}</code></p>",
               "<h2>Architecture ranking (paper Table III)</h2>", side.to_html(index=False, na_rep=""),
-              "<h2>Best tap per architecture (paper Table IV)</h2>", taps.to_html(index=False, na_rep="")]
+              "<h2>Best tap per architecture (paper Table IV)</h2>", taps.to_html(index=False, na_rep=""),
+              "<h2>Per benchmark (paper Tables V-XI)</h2>"]
+    for title, table in tables.items():
+        parts += [f"<h3>{html.escape(title)}</h3>", table.to_html(index=False)]
     parts += [f"<p><img src='{html.escape(f.name)}' alt='{html.escape(f.stem)}'></p>" for f in files]
     parts += ["<h2>Every figure beside the published one</h2>", show.to_html(index=False, na_rep="")]
     return "\n".join(parts)
 
 
-__all__ = ["write_report", "ranking", "paper_ranking", "best_taps", "compare", "score_rows", "plot_scores",
-           "caveats", "load_table", "np"]
+__all__ = ["write_report", "ranking", "paper_ranking", "best_taps", "benchmark_tables", "compare", "score_rows", "plot_scores",
+           "caveats", "load_table"]

@@ -14,6 +14,8 @@ COLUMNS = ["benchmark", "arch", "layer", "weights", "dataset", "metric", "value"
 PAPER_CSV = Path(__file__).parent / "data" / "paper_results.csv"
 # our dataset names -> the paper table's, where they differ
 PAPER_DATASET = {("similarity", "2afc/val"): "bapps/2afc", ("similarity", "jnd/val"): "bapps/jnd"}
+# benchmarks whose published figures are percentages (Table X); paper_results() gives them as fractions, as we do
+PERCENT = ("segmentation",)
 
 
 def run_metadata(**extra) -> dict:
@@ -36,8 +38,11 @@ def tidy(rows: list[dict], **metadata) -> pd.DataFrame:
 
 @cache
 def paper_results() -> pd.DataFrame:
-    """The published figures (paper Tables V-XI): benchmark, arch, layer, dataset, metric, value."""
-    return pd.read_csv(PAPER_CSV)
+    """The published figures (paper Tables V-XI): benchmark, arch, layer, dataset, metric, value (the paper's
+    percentages of the ``PERCENT`` benchmarks divided by 100: every value is on the scale our rows use)."""
+    df = pd.read_csv(PAPER_CSV)
+    df.loc[df["benchmark"].isin(PERCENT), "value"] /= 100
+    return df
 
 
 def with_paper_values(df: pd.DataFrame) -> pd.DataFrame:

@@ -81,3 +81,16 @@ def test_report_renders_with_plots_and_warnings(tmp_path):
     ranking = pd.read_csv(out / "ranking.csv")
     assert {"similarity", "similarity (paper)", "all", "all (paper)"} <= set(ranking.columns)
     assert len(pd.read_csv(out / "comparison.csv")) == len(made_table())
+
+
+def test_per_benchmark_tables_put_the_paper_beside_each_cell():
+    rows = [dict(benchmark="segmentation", arch="vgg11", layer="E", weights="imagenet", dataset="mrd", metric=m,
+                 value=v) for m, v in [("correctness", 0.3), ("relaxed_quality", 0.5)]]
+    tables = rp.benchmark_tables(pd.concat([made_table(), pd.DataFrame(rows)], ignore_index=True))
+    seg = tables["Table X: segmentation mrd correctness"].set_index("arch")
+    assert seg.loc["vgg11", "E"] == "0.3 (0.31)" and seg.loc["vgg11", "L"] == "-"  # Table X's 31.0 %, as a fraction
+    assert not any("relaxed" in t for t in tables)  # the paper has no relaxed metric: the paper's scores are shown
+    sim = tables["Table V: similarity bapps/2afc 2afc"].set_index("arch")
+    assert list(sim.index) == ["alexnet", "squeezenet1_1"] and list(sim.columns) == list("ESML")
+    assert sim.loc["alexnet", "E"].endswith("(0.643)")
+    assert paper_results().query("benchmark == 'segmentation'")["value"].between(0, 1).all()
