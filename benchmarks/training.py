@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -45,7 +46,7 @@ class Batch:
     """One training batch: ``inputs`` for the models (tensors, or a tuple of them, moved to the device by the
     engine) and ``target``, the images (N,3,H,W) the loss network sees on the target side (uint8, or float in
     [0,1]). ``ids`` name the target images when they are fixed (the same pixels every time an id comes back):
-    then, with ``key``, the feature cache may serve their features."""
+    then, with ``key``, the feature cache may serve their features (it stores uint8 targets only)."""
     inputs: Any
     target: torch.Tensor
     ids: list[str] | None = None
@@ -121,6 +122,7 @@ class Trainee:
     opt: torch.optim.Optimizer
     step_fn: Callable  # the model, or its compiled forward
     scaler: torch.amp.GradScaler | None = None
+    targets: "TargetFeatures | None" = None  # the target side of ``net`` (shared by its taps; for validation losses)
     status: str = "ok"
     best_score: float = math.nan
     best_step: int = 0
@@ -280,6 +282,8 @@ class Lockstep:
         cache = open_cache(cache)
         self.trainees = build_trainees(nets, task, seed)
         self.targets = {id(net): TargetFeatures(net, cache) for net in nets}
+        for t in self.trainees:
+            t.targets = self.targets[id(t.net)]
         self.batches = task.batches(seed)
         self.steps = 0
 
@@ -305,6 +309,22 @@ class Lockstep:
         """Score every active model at the current step (step 0: the untrained models, never kept as best)."""
         for t in self.active:
             t.record(self.steps, validate(t, self.task), self.task.higher_is_better)
+
+
+def save_checkpoints(trainees: list[Trainee], folder: str | os.PathLike, prefix: str, **meta) -> list[Path]:
+    """Save the best state_dict of every model that did not collapse as ``PREFIX_ARCH_LAYER_WEIGHTS.pt``, with its
+    best step and validation score and ``meta``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for t in trainees:
+        if t.ok and t.best_state is not None:
+            spec = t.net.weights_spec
+            weights = spec if spec in ("imagenet", "random") else Path(spec).stem
+            path = folder / f"{prefix}_{t.net.arch.name}_{t.layer}_{weights}.pt"
+            torch.save({"state_dict": t.best_state, "best_step": t.best_step, "val_score": t.best_score, **meta}, path)
+            paths.append(path)
+    return paths
 
 
 def train_lockstep(nets: LossNetwork | list[LossNetwork], task: Task, *, steps: int, val_every: int | None = None,
@@ -335,4 +355,4 @@ def train_lockstep(nets: LossNetwork | list[LossNetwork], task: Task, *, steps: 
 
 
 __all__ = ["Batch", "BatchSampler", "CacheKey", "Collapse", "Task", "Trainee", "TargetFeatures", "Lockstep", "train_lockstep", "train_step",
-           "build_trainees", "check_output", "feature_loss", "default_val_every", "open_cache"]
+           "build_trainees", "check_output", "feature_loss", "default_val_every", "open_cache", "save_checkpoints"]

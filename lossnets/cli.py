@@ -92,32 +92,75 @@ def _cmd_data_make_bapps(args) -> None:
 
 
 def _cmd_data_download(args) -> None:
+    if args.name == "mrd":
+        from lossnets.benchmarks.segmentation.download import fetch_mrd
+        print(f"ready: {fetch_mrd(args.dir, base_url=args.base_url, progress=not args.quiet)}")
+        return
     from lossnets.benchmarks.data.download import fetch
     for path in fetch(args.name, args.dir, parts=args.parts, base_url=args.base_url, progress=not args.quiet):
         print(f"ready: {path}")
 
 
-def _cmd_superres(args) -> None:
+def _train_per_arch(args, train, normalize: str = "imagenet") -> None:
+    """A training benchmark over the grid: one lockstep run per architecture (its taps together), the tidy
+    table written after each (a crash keeps the finished ones), then printed."""
     import pandas as pd
 
     from lossnets.benchmarks.sweep.results import write_csv_atomic
-    from lossnets.benchmarks.superres.benchmark import parse_tests, run
     from lossnets.engine import LossNetwork, resolve_archs
-    tests = parse_tests(args.test)
     frames = []
-    for arch in resolve_archs(args.archs):  # the taps of one architecture train in lockstep
+    for arch in resolve_archs(args.archs):
         net = LossNetwork(arch, layers=args.layers, weights=args.weights, seed=args.seed, device=args.device,
-                          compile=args.compile, amp=args.amp)
-        frames.append(run(net, args.train, args.val, tests, scale=args.scale, iterations=args.iterations,
-                          batch=args.batch, size=args.size, protocol=args.protocol, val_every=args.val_every,
-                          cache=args.cache, seed=args.seed, progress=not args.quiet, n_train=args.n_train,
-                          n_val=args.n_val))
+                          compile=args.compile, amp=args.amp, normalize=normalize)
+        frames.append(train(net))
         df = pd.concat(frames, ignore_index=True)
-        write_csv_atomic(df, args.out)  # after every architecture: a crash keeps the finished ones
+        write_csv_atomic(df, args.out)
     table = df.pivot_table(index=["benchmark", "arch", "layer", "status"], columns=["dataset", "metric"],
                            values="value", sort=False, dropna=False)
     print(table.to_string(float_format="%.4f"))
     print(f"wrote {args.out} ({len(df)} rows)")
+
+
+def _cmd_superres(args) -> None:
+    from lossnets.benchmarks.superres.benchmark import parse_tests, run
+    tests = parse_tests(args.test)
+    _train_per_arch(args, lambda net: run(
+        net, args.train, args.val, tests, scale=args.scale, iterations=args.iterations, batch=args.batch,
+        size=args.size, protocol=args.protocol, val_every=args.val_every, cache=args.cache, seed=args.seed,
+        progress=not args.quiet, n_train=args.n_train, n_val=args.n_val))
+
+
+def _cmd_segmentation(args) -> None:
+    if args.action == "score":
+        return _segmentation_score(args)
+    if args.data is None:
+        raise ValueError("give --data DIR (the Massachusetts Roads folder), or `segmentation score --pred DIR --gt DIR`")
+    from lossnets.benchmarks.segmentation.benchmark import run
+    _train_per_arch(args, lambda net: run(
+        net, args.data, epochs=args.epochs, batch=args.batch, size=args.size, refine=args.refine, mu=args.mu,
+        protocol=args.protocol, crops=args.crops, threshold=args.threshold, tolerance=args.tolerance,
+        cache=args.cache, seed=args.seed, progress=not args.quiet))
+
+
+def _segmentation_score(args) -> None:
+    from lossnets.benchmarks.segmentation.metrics import score_folders
+    from lossnets.benchmarks.sweep.results import write_csv_atomic
+    if args.pred is None or args.gt is None:
+        raise ValueError("segmentation score needs --pred DIR (predicted maps) and --gt DIR (road masks)")
+    df = score_folders(args.pred, args.gt, threshold=0.5 if args.threshold is None else args.threshold,
+                       tolerance=args.tolerance)
+    print(df[df["dataset"] == "all"].to_string(index=False, float_format="%.4f"))
+    if args.out:
+        write_csv_atomic(df, args.out)
+        print(f"wrote {args.out} ({len(df)} rows)")
+
+
+def _cmd_data_make_roads(args) -> None:
+    from lossnets.benchmarks.segmentation.data import make_roads
+    root = make_roads(args.dir, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, size=args.size,
+                      seed=args.seed)
+    print(f"wrote a SYNTHETIC road set in the official Massachusetts Roads layout to {root} (roads drawn over "
+          f"scikit-image photos; see {root}/README.txt). For tests and demos only.")
 
 
 def _cmd_data_make_sr(args) -> None:
@@ -230,6 +273,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_superres)
 
+    p = sub.add_parser("segmentation", help="benchmark 3: road delineation (Mosinska et al.) trained with each loss "
+                                            "network; `segmentation score` scores predicted maps")
+    p.add_argument("action", nargs="?", choices=["score"], help="score: pixel and relaxed metrics of --pred vs --gt")
+    _add_grid_args(p)
+    _add_engine_args(p)
+    p.add_argument("--data", default=None, help="Massachusetts Roads folder ({train,valid,test}/{sat,map})")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=224, help="training crop (and paper-protocol evaluation) size")
+    p.add_argument("--refine", type=int, default=3, help="refinement iterations K of the U-Net")
+    p.add_argument("--mu", type=float, default=0.01, help="weight of the perceptual term beside BCE")
+    p.add_argument("--protocol", choices=["paper", "standard"], default="paper")
+    p.add_argument("--crops", default="random", help="random (fresh each epoch) | fixed:N (a cached bank per tile)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="road probability threshold (default 0.3 paper, 0.5 standard and score)")
+    p.add_argument("--tolerance", type=float, default=3.0, help="relaxed metric's tolerance in pixels")
+    p.add_argument("--cache", default=None, help="feature cache URL for the fixed target features")
+    p.add_argument("--pred", default=None, help="score: folder of predicted maps (8-bit or float TIFF/PNG)")
+    p.add_argument("--gt", default=None, help="score: folder of road masks")
+    p.add_argument("--out", default="segmentation.csv", help="tidy CSV to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_segmentation)
+
     p = sub.add_parser("data", help="make or download data sets")
     data_sub = p.add_subparsers(dest="action", required=True)  # one parser and one _cmd_data_<action> each
     q = data_sub.add_parser("make-bapps", help="write a small SYNTHETIC BAPPS-layout set (demo and tests)")
@@ -239,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_data_make_bapps)
     q = data_sub.add_parser("download", help="fetch official archives (resumable, verified) and extract them")
-    q.add_argument("name", choices=["bapps"])
+    q.add_argument("name", choices=["bapps", "mrd"])
     q.add_argument("dir")
     q.add_argument("--parts", nargs="+", default=None,
                    help="archives to fetch (bapps: twoafc_val jnd [twoafc_train]; default: the val ones)")
@@ -253,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--size", type=int, default=288, help="shorter side of the train/val images (at most 300)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_data_make_sr)
+    q = data_sub.add_parser("make-roads", help="write a small SYNTHETIC road set in the Massachusetts Roads layout")
+    q.add_argument("dir")
+    q.add_argument("--n-train", type=int, default=8)
+    q.add_argument("--n-valid", type=int, default=2)
+    q.add_argument("--n-test", type=int, default=2)
+    q.add_argument("--size", type=int, default=256, help="tile side (at most 300)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_data_make_roads)
     p = sub.add_parser("cache", help="feature cache: ls (entries, sizes, hits) | du | verify (checksums) | rm")
     p.add_argument("action", choices=["ls", "du", "verify", "rm"])
     p.add_argument("url", help="cache root: a directory or an fsspec URL")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import skimage.data
 
+# the file every made set writes in its root: its presence labels the data set SYNTHETIC
+SYNTHETIC_MARKER = "SYNTHETIC.json"
 # colour photos bundled with scikit-image (no download needed)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 

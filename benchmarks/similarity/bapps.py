@@ -29,13 +29,12 @@ import torch
 from PIL import Image
 
 from ..data.images import ImageError, list_images, read_rgb, save_png
-from ..data.photos import photo_patches
+from ..data.photos import SYNTHETIC_MARKER, photo_patches
 
 SIZE = 64
 TWOAFC_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")
 JND_SUBSETS = ("traditional", "cnn")
 KINDS = {"2afc": (("ref", "p0", "p1"), "judge"), "jnd": (("p0", "p1"), "same")}
-SYNTHETIC_MARKER = "SYNTHETIC.json"  # written by make_bapps; its presence labels the data set synthetic
 
 
 class BappsError(ValueError):

@@ -26,7 +26,7 @@ from lossnets.engine import LossNetwork
 from .. import training
 from ..image_metrics import psnr, rgb_to_y, shave, ssim, to_uint8
 from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import Batch, BatchSampler, CacheKey, Task, Trainee, check_output, feature_loss
+from ..training import Batch, BatchSampler, CacheKey, Task, Trainee, check_output, feature_loss, save_checkpoints
 from .data import SRImage, SRSet, check_protocol, load_sr_folder, load_test_folder
 from .model import build_transform_net
 
@@ -138,21 +138,6 @@ def result_rows(models: list[Trainee], tests: dict[str, list[SRImage]], scale: i
     return rows
 
 
-def save_checkpoints(models: list[Trainee], folder: str | Path, scale: int) -> list[Path]:
-    """Save the best state_dict of every model that did not collapse."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for m in models:
-        if m.ok and m.best_state is not None:
-            weights = Path(m.net.weights_spec).stem if m.net.weights_spec not in ("imagenet", "random") else m.net.weights_spec
-            path = folder / f"superres_x{scale}_{m.net.arch.name}_{m.layer}_{weights}.pt"
-            torch.save({"state_dict": m.best_state, "scale": scale, "protocol": m.model.protocol,
-                        "best_iteration": m.best_step, "val_psnr": m.best_score}, path)
-            paths.append(path)
-    return paths
-
-
 def parse_tests(specs: list[str] | dict[str, str]) -> dict[str, str]:
     """``["set5=DIR", ...]`` -> ``{"set5": "DIR", ...}`` (names lower-cased, as the paper table's)."""
     if isinstance(specs, dict):
@@ -200,12 +185,11 @@ def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[s
                                 protocol=protocol, val_every=val_every, cache=cache, seed=seed, progress=progress)
         rows += result_rows(models, tests, sc, protocol)
         if checkpoint_dir is not None:
-            save_checkpoints(models, checkpoint_dir, sc)
+            save_checkpoints(models, checkpoint_dir, f"superres_x{sc}", scale=sc, protocol=protocol)
     meta = run_metadata(protocol=protocol, iterations=iterations, batch=batch, size=size, seed=seed,
                         n_train=n_train, device=str(nets[0].device), amp=str(nets[0].amp),
                         compiled=nets[0].compiled, seconds=round(time.perf_counter() - t0, 1))
     return with_paper_values(tidy(rows, **meta))
 
 
-__all__ = ["run", "parse_tests", "train_lockstep", "evaluate", "predict", "SuperResolution", "result_rows",
-           "save_checkpoints"]
+__all__ = ["run", "parse_tests", "train_lockstep", "evaluate", "predict", "SuperResolution", "result_rows"]

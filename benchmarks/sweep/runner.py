@@ -37,6 +37,7 @@ import pandas as pd
 
 from lossnets.engine.atomic import atomic_write_text
 
+from ..data.photos import SYNTHETIC_MARKER
 from .results import COLUMNS, run_metadata, write_csv_atomic
 
 RESULTS = "results.csv"
@@ -72,6 +73,7 @@ def register_benchmark(name: str, function: str, paths=()) -> BenchmarkSpec:
 
 register_benchmark("similarity", "lossnets.benchmarks.similarity.benchmark:run", paths=("data",))
 register_benchmark("superres", "lossnets.benchmarks.superres.benchmark:run", paths=("train", "val", "test"))
+register_benchmark("segmentation", "lossnets.benchmarks.segmentation.benchmark:run", paths=("data",))
 
 
 def load_function(target: str):
@@ -86,7 +88,6 @@ def load_function(target: str):
 # ----------------------------------------------------------------------------------------- config
 
 
-SYNTHETIC_MARKERS = ("SYNTHETIC.json",)
 
 
 def _synthetic_path(value) -> bool:
@@ -100,7 +101,7 @@ def _synthetic_path(value) -> bool:
         return False
     p = Path(value)
     for folder in [p, *list(p.parents)[:2]]:
-        if any((folder / m).is_file() for m in SYNTHETIC_MARKERS):
+        if (folder / SYNTHETIC_MARKER).is_file():
             return True
         readme = folder / "README.txt"
         try:

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lossnets.benchmarks.similarity.bapps import (BappsError, JND_SUBSETS, SYNTHETIC_MARKER, TWOAFC_SUBSETS, find_subsets,
+from lossnets.benchmarks.similarity.bapps import (BappsError, JND_SUBSETS, TWOAFC_SUBSETS, find_subsets,
                                        load_bapps, make_bapps)
+from lossnets.benchmarks.data.photos import SYNTHETIC_MARKER
 from lossnets.cli import main
 
 

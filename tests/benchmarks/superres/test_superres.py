@@ -49,7 +49,8 @@ def test_tiny_run_beats_initial_validation_psnr(data):
     ckpt = torch.load(data / "ckpt" / f"superres_x4_{ARCH}_E_random.pt")
     model = build_transform_net(4, "paper")
     model.load_state_dict(ckpt["state_dict"])
-    assert ckpt["val_psnr"] == pytest.approx(df.loc[df.layer == "E", "val_psnr"].iloc[0])
+    assert ckpt["val_score"] == pytest.approx(df.loc[df.layer == "E", "val_psnr"].iloc[0])
+    assert (ckpt["scale"], ckpt["protocol"], ckpt["best_step"]) == (4, "paper", df.loc[df.layer == "E", "best_iteration"].iloc[0])
 
 
 # figures of a tiny seeded run recorded before the training loop moved into the shared engine
