@@ -5,6 +5,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from .segmentation.data import make_roads
 from .similarity.bapps import make_bapps
 from .superres.data import make_sr
 from .sweep.report import write_report
@@ -27,6 +28,8 @@ def run_demo(out: str | Path, *, device: str = "cpu", progress: bool = True) -> 
         make_bapps(data / "bapps", size=6)
     if not (data / "sr").exists():
         make_sr(data / "sr", n_train=8, n_val=2, size=96)
+    if not (data / "roads").exists():
+        make_roads(data / "roads", n_train=4, n_valid=2, n_test=2, size=64)
     raw = tomllib.loads(DEMO_CONFIG.read_text())
     raw["sweep"]["device"] = device
     config = SweepConfig.from_dict(raw, base=data, source=str(DEMO_CONFIG))

@@ -169,6 +169,8 @@ def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     scores = score_rows(df)
     paper = paper_results().set_index(["benchmark", "dataset", "metric", "arch", "layer"])["value"]
     tables, layers = {}, _layer_sorted(scores["layer"])
+    order = {b: i for i, b in enumerate(PAPER_TABLE)}
+    scores = scores.sort_values("paper_benchmark", key=lambda b: b.map(lambda x: order.get(x, len(order))), kind="stable")
     for (pb, pd_, metric), s in scores.groupby(["paper_benchmark", "paper_dataset", "metric"], sort=False):
         mean = s.groupby(["arch", "layer"])["value"].mean()
         cells = {}
