@@ -28,6 +28,15 @@ from torch import nn
 from lossnets.engine import LossNetwork
 
 CONSTANT_STD = 1e-4  # an output whose per-image standard deviation stays below this is "constant"
+# every training benchmark: ``paper`` reproduces the published code, ``standard`` follows the literature
+PROTOCOLS = ("paper", "standard")
+
+
+def check_protocol(protocol: str) -> str:
+    """``protocol`` if it is one of PROTOCOLS, else a ValueError naming them."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return protocol
 
 
 class Collapse(Exception):
@@ -354,5 +363,5 @@ def train_lockstep(nets: LossNetwork | list[LossNetwork], task: Task, *, steps: 
     return run.trainees
 
 
-__all__ = ["Batch", "BatchSampler", "CacheKey", "Collapse", "Task", "Trainee", "TargetFeatures", "Lockstep", "train_lockstep", "train_step",
+__all__ = ["PROTOCOLS", "check_protocol", "Batch", "BatchSampler", "CacheKey", "Collapse", "Task", "Trainee", "TargetFeatures", "Lockstep", "train_lockstep", "train_step",
            "build_trainees", "check_output", "feature_loss", "default_val_every", "open_cache", "save_checkpoints"]

@@ -114,6 +114,15 @@ class LossNetwork(nn.Module):
                                              channels_last=self.channels_last, amp=self.amp, lazy=True)
         return self._subs[layers]
 
+    def renormalized(self, normalize: str) -> LossNetwork:
+        """The same network with another input normalisation ("imagenet" or "none"; ``self`` if it has it already;
+        built on first use)."""
+        if normalize == self.normalize:
+            return self
+        return LossNetwork(self.arch.name, [t.module for t in self.taps], self.weights_spec,
+                           seed=self.seed, normalize=normalize, device=self.device, compile=self.compiled,
+                           channels_last=self.channels_last, amp=self.amp, lazy=True)
+
     @property
     def built(self) -> bool:
         """Whether the prefix is cut and loaded (a lazy network is not, until first use)."""

@@ -96,6 +96,11 @@ def _cmd_data_download(args) -> None:
         from lossnets.benchmarks.segmentation.download import fetch_mrd
         print(f"ready: {fetch_mrd(args.dir, base_url=args.base_url, progress=not args.quiet)}")
         return
+    if args.name in ("svhn", "stl10"):
+        from lossnets.benchmarks.autoencoder import data
+        download = data.download_svhn if args.name == "svhn" else data.download_stl10
+        print(f"ready: {download(args.dir, base_url=args.base_url)}")
+        return
     from lossnets.benchmarks.data.download import fetch
     for path in fetch(args.name, args.dir, parts=args.parts, base_url=args.base_url, progress=not args.quiet):
         print(f"ready: {path}")
@@ -153,6 +158,30 @@ def _segmentation_score(args) -> None:
     if args.out:
         write_csv_atomic(df, args.out)
         print(f"wrote {args.out} ({len(df)} rows)")
+
+
+def _cmd_autoencoder(args) -> None:
+    from lossnets.benchmarks.autoencoder.benchmark import run
+    _train_per_arch(args, lambda net: run(
+        net, args.data, dataset=args.dataset, epochs=args.epochs, batch=args.batch, embedding=args.embedding,
+        vae=args.vae, mlp_epochs=args.mlp_epochs, mlp_batch=args.mlp_batch, protocol=args.protocol, cache=args.cache,
+        seed=args.seed, progress=not args.quiet, n_autoencoder=args.n_autoencoder, n_mlp=args.n_mlp,
+        n_test=args.n_test))
+
+
+def _cmd_data_make_svhn(args) -> None:
+    from lossnets.benchmarks.autoencoder.data import make_svhn
+    root = make_svhn(args.dir, n_train=args.n_train, n_test=args.n_test, n_extra=args.n_extra, seed=args.seed)
+    print(f"wrote a SYNTHETIC set in SVHN's file format to {root} (10 classes of tinted scikit-image photo "
+          f"patches, not digits; see {root}/README.txt). For tests and demos only.")
+
+
+def _cmd_data_make_stl10(args) -> None:
+    from lossnets.benchmarks.autoencoder.data import make_stl10
+    root = make_stl10(args.dir, n_train=args.n_train, n_test=args.n_test, n_unlabeled=args.n_unlabeled,
+                      seed=args.seed)
+    print(f"wrote a SYNTHETIC set in STL-10's binary format to {root} (10 classes of tinted scikit-image photo "
+          f"patches; see {root}/README.txt). For tests and demos only.")
 
 
 def _cmd_data_make_roads(args) -> None:
@@ -296,6 +325,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_segmentation)
 
+    p = sub.add_parser("autoencoder", help="benchmark 4: autoencoders trained with each loss network, scored by "
+                                           "downstream MLPs on SVHN or STL-10")
+    _add_grid_args(p)
+    _add_engine_args(p)
+    p.add_argument("--data", required=True, help="folder of the official files ({train,test,extra}_32x32.mat or "
+                                                 "stl10_binary/)")
+    p.add_argument("--dataset", nargs="+", action=_Names, default=["svhn"], help="svhn, stl10 or both")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--embedding", type=int, default=64)
+    p.add_argument("--vae", type=float, default=None, metavar="GAMMA", help="the variational variant, KL weight GAMMA")
+    p.add_argument("--mlp-epochs", type=int, default=100)
+    p.add_argument("--mlp-batch", type=int, default=256)
+    p.add_argument("--protocol", choices=["paper", "standard"], default="paper")
+    p.add_argument("--n-autoencoder", type=int, default=None, help="read only the first N autoencoder images")
+    p.add_argument("--n-mlp", type=int, default=None, help="read only the first N MLP training images")
+    p.add_argument("--n-test", type=int, default=None, help="read only the first N test images")
+    p.add_argument("--cache", default=None, help="feature cache URL for the fixed target features")
+    p.add_argument("--out", default="autoencoder.csv", help="tidy CSV to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_autoencoder)
+
     p = sub.add_parser("data", help="make or download data sets")
     data_sub = p.add_subparsers(dest="action", required=True)  # one parser and one _cmd_data_<action> each
     q = data_sub.add_parser("make-bapps", help="write a small SYNTHETIC BAPPS-layout set (demo and tests)")
@@ -305,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_data_make_bapps)
     q = data_sub.add_parser("download", help="fetch official archives (resumable, verified) and extract them")
-    q.add_argument("name", choices=["bapps", "mrd"])
+    q.add_argument("name", choices=["bapps", "mrd", "svhn", "stl10"])
     q.add_argument("dir")
     q.add_argument("--parts", nargs="+", default=None,
                    help="archives to fetch (bapps: twoafc_val jnd [twoafc_train]; default: the val ones)")
@@ -327,6 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--size", type=int, default=256, help="tile side (at most 300)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_data_make_roads)
+    for name, extra, n in (("svhn", "n-extra", 800), ("stl10", "n-unlabeled", 400)):
+        q = data_sub.add_parser(f"make-{name}", help=f"write a small SYNTHETIC set in {name}'s official file format")
+        q.add_argument("dir")
+        q.add_argument("--n-train", type=int, default=n // 2)
+        q.add_argument("--n-test", type=int, default=n // 4)
+        q.add_argument(f"--{extra}", type=int, default=n)
+        q.add_argument("--seed", type=int, default=0)
+        q.set_defaults(func=_cmd_data_make_svhn if name == "svhn" else _cmd_data_make_stl10)
     p = sub.add_parser("cache", help="feature cache: ls (entries, sizes, hits) | du | verify (checksums) | rm")
     p.add_argument("action", choices=["ls", "du", "verify", "rm"])
     p.add_argument("url", help="cache root: a directory or an fsspec URL")

@@ -34,21 +34,15 @@ from lossnets.engine import LossNetwork
 
 from .. import training
 from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import Batch, BatchSampler, CacheKey, Task, Trainee, check_output, feature_loss, save_checkpoints
+from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, feature_loss,
+                        save_checkpoints)
 from .data import RoadTiles, fixed_crops, load_split, parse_crops, random_crops
 from .metrics import Counts, count
 from .model import Refiner, build_unet, refinement_loss
 
 BENCHMARK = "segmentation"
-PROTOCOLS = ("paper", "standard")
 THRESHOLDS = {"paper": 0.3, "standard": 0.5}
 EVAL_BATCH = 4
-
-
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return protocol
 
 
 @torch.no_grad()
@@ -175,4 +169,4 @@ def run(net: LossNetwork | list[LossNetwork], data: str, *, epochs: int = 100, b
     return with_paper_values(tidy(rows, **meta))
 
 
-__all__ = ["run", "RoadDelineation", "predict", "score", "result_rows", "check_protocol"]
+__all__ = ["run", "RoadDelineation", "predict", "score", "result_rows"]

@@ -26,8 +26,9 @@ from lossnets.engine import LossNetwork
 from .. import training
 from ..image_metrics import psnr, rgb_to_y, shave, ssim, to_uint8
 from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import Batch, BatchSampler, CacheKey, Task, Trainee, check_output, feature_loss, save_checkpoints
-from .data import SRImage, SRSet, check_protocol, load_sr_folder, load_test_folder
+from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, feature_loss,
+                        save_checkpoints)
+from .data import SRImage, SRSet, load_sr_folder, load_test_folder
 from .model import build_transform_net
 
 EVAL_BATCH = 16

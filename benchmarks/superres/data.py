@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from ..image_metrics import mod_crop
+from ..training import check_protocol
 from ..data.images import ImageError, list_images, read_rgb, save_png
 from ..data.photos import photo_patches
 
-PROTOCOLS = ("paper", "standard")
 BLUR_SIGMA = 1.0
 TEST_SETS = {"set5": 5, "set14": 4, "bsd100": 3}  # made test sets: name -> number of images
 
@@ -52,12 +52,6 @@ class SRImage:
     name: str
     hr: torch.Tensor  # uint8 (3,H,W)
     lr: torch.Tensor  # uint8 (3,H/scale,W/scale)
-
-
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return protocol
 
 
 def _float(img: torch.Tensor) -> torch.Tensor:

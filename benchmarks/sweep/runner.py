@@ -46,7 +46,7 @@ STATE = "sweep.json"
 # sections of a sweep config that are not benchmarks
 RESERVED_SECTIONS = ("sweep", "local", "ray", "slurm", "report")
 # columns that, besides COLUMNS minus value, tell two rows of a table apart (when present)
-EXTRA_KEY_COLUMNS = ("seed", "protocol", "scale", "subset")
+EXTRA_KEY_COLUMNS = ("seed", "protocol", "scale", "subset", "mlp")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def register_benchmark(name: str, function: str, paths=()) -> BenchmarkSpec:
 register_benchmark("similarity", "lossnets.benchmarks.similarity.benchmark:run", paths=("data",))
 register_benchmark("superres", "lossnets.benchmarks.superres.benchmark:run", paths=("train", "val", "test"))
 register_benchmark("segmentation", "lossnets.benchmarks.segmentation.benchmark:run", paths=("data",))
+register_benchmark("autoencoder", "lossnets.benchmarks.autoencoder.benchmark:run", paths=("data",))
 
 
 def load_function(target: str):
