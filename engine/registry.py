@@ -81,8 +81,10 @@ class Architecture:
 @cache
 def meta_model(arch: Architecture) -> torch.nn.Module:
     """The full torchvision model on the meta device: shapes without weights or memory (built once;
-    read it, never change it: a network to load weights into is built anew)."""
-    with torch.device("meta"):
+    read it, never change it: a network to load weights into is built anew). Built outside inference mode
+    whatever the caller's mode, so that its parameters are not inference tensors that autograd-tracking callers
+    (the FLOP counter) would refuse."""
+    with torch.inference_mode(False), torch.device("meta"):
         return arch.build()
 
 

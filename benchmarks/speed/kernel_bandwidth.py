@@ -37,15 +37,15 @@ OPS = {  # name: (fused op, reference), each (x, y) -> (N,)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def tap_shapes(archs, settings) -> list[dict]:
-    """(setting, arch, layer, N, C, H, W) of every tap, from the engine's truncated graphs on meta."""
+def tap_shapes(archs, settings: dict[str, tuple[int, int]]) -> list[dict]:
+    """(setting, arch, layer, N, C, H, W) of every tap, from the engine's truncated graphs on meta;
+    ``settings``: name -> (image size, batch), as SETTINGS."""
     rows = []
     for name in archs:
         arch = architectures()[name]
         with torch.device("meta"):
             graph = truncate(arch.build(), {t.module: t.layer for t in arch.taps})
-        for setting in settings:
-            size, batch = SETTINGS[setting]
+        for setting, (size, batch) in settings.items():
             out = graph(torch.empty(batch, 3, size, size, device="meta"))
             rows += [dict(setting=setting, arch=name, layer=t.layer, **dict(zip("NCHW", out[t.layer].shape)))
                      for t in arch.taps]
@@ -77,8 +77,15 @@ def copy_bandwidth(device: torch.device, run, mib: int = 1024) -> float:
     return 2 * src.numel() / run(lambda: dst.copy_(src))
 
 
+def rel_diff(got: torch.Tensor, want: torch.Tensor) -> float:
+    """max |got - want| / max |want| (in fp32)."""
+    got, want = got.float(), want.float()
+    return float((got - want).abs().max() / want.abs().max().clamp_min(torch.finfo(torch.float32).tiny))
+
+
 def measure(shape, dtype, layout, impls, device, run) -> list[dict]:
-    """Forward and forward+backward time of each implementation (x, y) -> (N,) at one shape."""
+    """Forward and forward+backward time of each implementation (x, y) -> (N,) at one shape, and how far its
+    output (forward) and gradients (forward+backward) are from the ``eager`` reference's."""
     n, c, h, w = shape
     gen = torch.Generator(device=device).manual_seed(0)
     x, y = (torch.randn(n, c, h, w, generator=gen, device=device, dtype=dtype) for _ in range(2))
@@ -87,38 +94,50 @@ def measure(shape, dtype, layout, impls, device, run) -> list[dict]:
     xg, yg = x.detach().requires_grad_(), y.detach().requires_grad_()
     grad = torch.ones(n, device=device)
     map_bytes = x.numel() * x.element_size()
+    want_out = impls["eager"](x, y)
+    want_grads = torch.autograd.grad(impls["eager"](xg, yg), (xg, yg), grad)
     rows = []
     for impl, fn in impls.items():
+        out_diff = rel_diff(fn(x, y), want_out)
+        grad_diff = max(map(rel_diff, torch.autograd.grad(fn(xg, yg), (xg, yg), grad), want_grads))
         fwd = run(lambda: fn(x, y))
         both = run(lambda: torch.autograd.grad(fn(xg, yg), (xg, yg), grad))
-        rows += [dict(impl=impl, pass_="forward", seconds=fwd, bytes=2 * map_bytes),
-                 dict(impl=impl, pass_="forward+backward", seconds=both, bytes=6 * map_bytes)]
+        rows += [dict(impl=impl, pass_="forward", seconds=fwd, bytes=2 * map_bytes, max_rel_diff=out_diff),
+                 dict(impl=impl, pass_="forward+backward", seconds=both, bytes=6 * map_bytes, max_rel_diff=grad_diff)]
     return rows
 
 
-def summary(df: pd.DataFrame, device: str, copy_bw: float, ratios: list[tuple[str, str]]) -> str:
-    """Markdown: median share of copy bandwidth per implementation, and per-tap time ratios."""
+def bandwidth_table(df: pd.DataFrame, ratios: list[tuple[str, str]]) -> str:
+    """Markdown table: per setting, dtype, op and pass the median share of copy bandwidth of each implementation,
+    the per-tap time ratios and the largest difference to the eager reference."""
     impls = list(df.impl.unique())
-    lines = [f"# Kernel bandwidth on {device}", "",
-             f"Measured copy bandwidth: {copy_bw / 1e9:.1f} GB/s. Effective bandwidth = minimal bytes "
-             "(forward: both maps read once; forward+backward: 6 map-sized transfers) / best time; "
-             "share = of the copy bandwidth (median over taps; above 100%: the maps stay in cache, the copy "
-             f"is measured on 1 GiB). dtype {df.dtype.iloc[0]}, layout {df.layout.iloc[0]}. "
-             "Ratio a/b = time of a / time of b per tap (above 1: b is faster): median (min-max) over taps. "
-             f"Taps of: {', '.join(df.arch.unique())}. Threads: {torch.get_num_threads()}.", ""]
-    if "fused" not in impls:
-        lines += ["No GPU: the fused Triton kernels were not run (on CPU the custom ops run the PyTorch "
-                  "reference). Compared: PyTorch eager vs torch.compile of the reference.", ""]
-    lines += ["| setting | op | pass | taps | " + " | ".join(f"{i} share" for i in impls) + " | "
-              + " | ".join(f"{a}/{b}" for a, b in ratios) + " |", "|" + "---|" * (4 + len(impls) + len(ratios))]
-    for (setting, op, pass_), g in df.groupby(["setting", "op", "pass_"], sort=False):
+    lines = ["| setting | dtype | op | pass | taps | " + " | ".join(f"{i} share" for i in impls) + " | "
+             + " | ".join(f"{a}/{b}" for a, b in ratios) + " | max rel. diff to eager |",
+             "|" + "---|" * (6 + len(impls) + len(ratios))]
+    for (setting, dtype, op, pass_), g in df.groupby(["setting", "dtype", "op", "pass_"], sort=False):
         t = g.pivot_table(index=["arch", "layer"], columns="impl", values="seconds")
         cells = [f"{g[g.impl == i].share.median():.1%}" for i in impls]
         for a, b in ratios:
             r = t[a] / t[b]
             cells.append(f"{r.median():.2f}x ({r.min():.2f}-{r.max():.2f})")
-        lines.append(f"| {setting} | {op} | {pass_} | {len(t)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {setting} | {dtype} | {op} | {pass_} | {len(t)} | " + " | ".join(cells)
+                     + f" | {g.max_rel_diff.max():.1e} |")
     return "\n".join(lines) + "\n"
+
+
+def summary(df: pd.DataFrame, device: str, copy_bw: float, ratios: list[tuple[str, str]]) -> str:
+    """Markdown: median share of copy bandwidth per implementation, and per-tap time ratios."""
+    lines = [f"# Kernel bandwidth on {device}", "",
+             f"Measured copy bandwidth: {copy_bw / 1e9:.1f} GB/s. Effective bandwidth = minimal bytes "
+             "(forward: both maps read once; forward+backward: 6 map-sized transfers) / best time; "
+             "share = of the copy bandwidth (median over taps; above 100%: the maps stay in cache, the copy "
+             f"is measured on 1 GiB). dtype {', '.join(df.dtype.unique())}, layout {df.layout.iloc[0]}. "
+             "Ratio a/b = time of a / time of b per tap (above 1: b is faster): median (min-max) over taps. "
+             f"Taps of: {', '.join(df.arch.unique())}. Threads: {torch.get_num_threads()}.", ""]
+    if "fused" not in set(df.impl):
+        lines += ["No GPU: the fused Triton kernels were not run (on CPU the custom ops run the PyTorch "
+                  "reference). Compared: PyTorch eager vs torch.compile of the reference.", ""]
+    return "\n".join(lines) + "\n" + bandwidth_table(df, ratios)
 
 
 def main(argv=None) -> None:
@@ -148,7 +167,7 @@ def main(argv=None) -> None:
         impls = {"eager": ref, "compile": torch.compile(ref)}
         if device.type == "cuda":
             impls = {"fused": fused, **impls}
-        for tap in tap_shapes(resolve_archs(args.archs), args.settings):
+        for tap in tap_shapes(resolve_archs(args.archs), {s: SETTINGS[s] for s in args.settings}):
             shape = (tap["N"], tap["C"], tap["H"], tap["W"])
             for r in measure(shape, DTYPES[args.dtype], args.layout, impls, device, run):
                 rows.append({**tap, "op": op, "dtype": args.dtype, "layout": args.layout, **r})

@@ -80,3 +80,14 @@ def test_list_prints_the_grid(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 + 56
     assert "features.29" in capsys.readouterr().out or any("features.29" in ln for ln in lines)
+
+
+def test_the_shared_meta_model_is_usable_whatever_mode_built_it():
+    meta_model.cache_clear()
+    try:
+        with torch.inference_mode():
+            model = meta_model(get_architecture("alexnet"))
+        assert not any(p.is_inference() for p in model.parameters())
+        assert count_macs(model, torch.empty(1, 3, 224, 224, device="meta")) > 0
+    finally:
+        meta_model.cache_clear()
