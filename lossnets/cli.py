@@ -31,6 +31,15 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the loss networks")
 
 
+def _add_training_args(p: argparse.ArgumentParser, name: str) -> None:
+    """Options shared by the training benchmarks: protocol, the target features' cache, output, quiet."""
+    p.add_argument("--protocol", choices=["paper", "standard"], default="paper",
+                   help="paper: as the published code; standard: its known flaws fixed")
+    p.add_argument("--cache", default=None, help="feature cache URL for the fixed target features")
+    p.add_argument("--out", default=f"{name}.csv", help="tidy CSV to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _cmd_list(args) -> None:
     import pandas as pd
 
@@ -293,13 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=200000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--size", type=int, default=288, help="HR patch size")
-    p.add_argument("--protocol", choices=["paper", "standard"], default="paper")
     p.add_argument("--val-every", type=int, default=None, help="iterations between validations (default ~1/20 run, at most 1000)")
     p.add_argument("--n-train", type=int, default=10000, help="training images sampled with --seed (0: all)")
     p.add_argument("--n-val", type=int, default=100, help="validation images sampled with --seed (0: all)")
-    p.add_argument("--cache", default=None, help="feature cache URL for the target features")
-    p.add_argument("--out", default="superres.csv", help="tidy CSV to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_args(p, "superres")
     p.set_defaults(func=_cmd_superres)
 
     p = sub.add_parser("segmentation", help="benchmark 3: road delineation (Mosinska et al.) trained with each loss "
@@ -313,16 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=224, help="training crop (and paper-protocol evaluation) size")
     p.add_argument("--refine", type=int, default=3, help="refinement iterations K of the U-Net")
     p.add_argument("--mu", type=float, default=0.01, help="weight of the perceptual term beside BCE")
-    p.add_argument("--protocol", choices=["paper", "standard"], default="paper")
     p.add_argument("--crops", default="random", help="random (fresh each epoch) | fixed:N (a cached bank per tile)")
     p.add_argument("--threshold", type=float, default=None,
                    help="road probability threshold (default 0.3 paper, 0.5 standard and score)")
     p.add_argument("--tolerance", type=float, default=3.0, help="relaxed metric's tolerance in pixels")
-    p.add_argument("--cache", default=None, help="feature cache URL for the fixed target features")
     p.add_argument("--pred", default=None, help="score: folder of predicted maps (8-bit or float TIFF/PNG)")
     p.add_argument("--gt", default=None, help="score: folder of road masks")
-    p.add_argument("--out", default="segmentation.csv", help="tidy CSV to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_args(p, "segmentation")
     p.set_defaults(func=_cmd_segmentation)
 
     p = sub.add_parser("autoencoder", help="benchmark 4: autoencoders trained with each loss network, scored by "
@@ -338,13 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae", type=float, default=None, metavar="GAMMA", help="the variational variant, KL weight GAMMA")
     p.add_argument("--mlp-epochs", type=int, default=100)
     p.add_argument("--mlp-batch", type=int, default=256)
-    p.add_argument("--protocol", choices=["paper", "standard"], default="paper")
     p.add_argument("--n-autoencoder", type=int, default=None, help="read only the first N autoencoder images")
     p.add_argument("--n-mlp", type=int, default=None, help="read only the first N MLP training images")
     p.add_argument("--n-test", type=int, default=None, help="read only the first N test images")
-    p.add_argument("--cache", default=None, help="feature cache URL for the fixed target features")
-    p.add_argument("--out", default="autoencoder.csv", help="tidy CSV to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_args(p, "autoencoder")
     p.set_defaults(func=_cmd_autoencoder)
 
     p = sub.add_parser("data", help="make or download data sets")
