@@ -230,6 +230,25 @@ def test_similarity_sweep_on_made_bapps_then_report(tmp_path):
     assert "SYNTHETIC" in md and "| squeezenet1_1 | 1 | 1 |" in md
 
 
+def test_the_training_benchmarks_sweep_and_report_beside_tables_x_and_xi(tmp_path):
+    from lossnets.benchmarks.autoencoder.data import make_svhn
+    from lossnets.benchmarks.segmentation.data import make_roads
+    from lossnets.benchmarks.sweep.report import write_report
+    make_roads(tmp_path / "roads", n_train=4, n_valid=1, n_test=1, size=48)
+    make_svhn(tmp_path / "svhn", n_train=30, n_test=10, n_extra=20)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[sweep]\narchs = ["squeezenet1_1"]\nlayers = ["E", "L"]\nweights = "random"\ndevice = "cpu"\n'
+                   '[segmentation]\ndata = "roads"\nepochs = 1\nbatch = 4\nsize = 32\n'
+                   '[autoencoder]\ndata = "svhn"\nepochs = 1\nbatch = 8\nmlp_epochs = 1\n')
+    r = sw.sweep(cfg, tmp_path / "run", progress=False)
+    assert (r.finished, r.failed) == (4, [])
+    df = r.table
+    assert set(df.benchmark) == {"segmentation", "autoencoder"} and set(df.data) == {"synthetic"}
+    assert not df.duplicated(sw.key_columns(df)).any()  # the per-MLP rows differ by their mlp column
+    md = (write_report(tmp_path / "run", plots=False) / "report.md").read_text()
+    assert "### Table X: segmentation mrd quality" in md and "### Table XI: autoencoder svhn accuracy" in md
+
+
 def test_missing_weights_fail_every_cell_with_the_message(tmp_path, monkeypatch):
     import lossnets.engine as eng
     built = []
