@@ -139,3 +139,11 @@ def test_cached_targets_equal_computed_ones(tmp_path):
     assert not training.TargetFeatures(net, FeatureCache(tmp_path / "c2", cache_policy="never")).cached(SIZE)
     trainees = training.train_lockstep(net, task, steps=4, cache=cache)
     assert all(t.ok for t in trainees)
+
+
+def test_fp16_autocast_trains_with_a_grad_scaler():
+    net = LossNetwork(ARCH, layers=("E",), weights="random", device="cpu", amp="fp16")
+    (t,) = training.train_lockstep(net, Denoise(), steps=3)
+    assert isinstance(t.scaler, torch.amp.GradScaler) and t.ok and math.isfinite(t.last_loss)
+    # the scaler stepped: it skips the steps whose fp16 gradients overflow and lowers its scale
+    assert t.scaler.get_scale() < 2.0 ** 16 and t.best_state is not None
