@@ -40,25 +40,31 @@ def disk_usage(url) -> int:
     return _du(root, root.path)
 
 
-def verify(url, names=None) -> list[dict]:
-    """Recompute each stored item's crc32; returns the bad chunks as {entry, chunk, rows, reason}."""
+def verify(url, names=None, repair: bool = False) -> list[dict]:
+    """Recompute each stored item's crc32; returns the bad chunks as {entry, chunk, rows, reason}.
+    ``repair``: mark those rows not done, so they read as missing and the next run recomputes them."""
     root = Root(url)
     bad = []
     for name in tqdm(names or root.entry_names(), desc="verify", unit="entry", leave=False):
         entry = _open(root, name)
         c = entry.chunk_items
         rows = _done_rows(entry)
+        found = []
         for chunk in np.unique(rows // c):
             sel = rows[rows // c == chunk]
             try:
                 data = entry.data[chunk * c:(chunk + 1) * c][sel - chunk * c]
                 crc = entry.crc[chunk * c:(chunk + 1) * c][sel - chunk * c]
             except Exception as e:  # a chunk that no longer decodes
-                bad.append({"entry": name, "chunk": int(chunk), "rows": sel.tolist(), "reason": f"unreadable: {e}"})
+                found.append({"entry": name, "chunk": int(chunk), "rows": sel.tolist(), "reason": f"unreadable: {e}"})
                 continue
             wrong = sel[item_crcs(data) != crc]
             if len(wrong):
-                bad.append({"entry": name, "chunk": int(chunk), "rows": wrong.tolist(), "reason": "checksum mismatch"})
+                found.append({"entry": name, "chunk": int(chunk), "rows": wrong.tolist(),
+                              "reason": "checksum mismatch"})
+        if repair and found:
+            entry.drop(np.concatenate([b["rows"] for b in found]))
+        bad += found
     return bad
 
 

@@ -1,7 +1,14 @@
-"""FeatureCache: target-side features computed once per loss network, reused by every benchmark."""
+"""FeatureCache: target-side features computed once per loss network, reused by every benchmark.
+
+The cache never fails or falsifies a run. An item that fails its crc32 check is a miss, computed and
+stored again. A store that cannot be written (full disk, read-only or removed folder, an object store
+that refuses or times out) ends writing for this object; one that cannot be read ends reading too.
+Each of these gives one :class:`CacheWarning` line, and the run goes on computing.
+"""
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from typing import Callable, Sequence
 
@@ -12,9 +19,13 @@ from tqdm.auto import tqdm
 from .hot import HotTier
 from .keys import EntryKey, entry_keys, storage_dtype
 from .policy import FLOPS_PER_BYTE_THRESHOLD, should_cache
-from .store import STORAGE, Entry, Root, cast_checked
+from .store import STORAGE, Entry, EntryMismatch, Root, cast_checked, codecs
 
 USES_FLUSH_S = 10.0
+
+
+class CacheWarning(RuntimeWarning):
+    """The feature cache met damage or a failing store and computed instead."""
 
 
 class _Result:
@@ -50,6 +61,7 @@ class FeatureCache:
                  chunk_items: int = 64, batch_size: int = 64, threshold: float = FLOPS_PER_BYTE_THRESHOLD,
                  progress: bool = True):
         self.root = Root(url)
+        codecs(codec)  # an unknown codec is the caller's error, not a store fault at the first write
         self.hot = HotTier(hot_bytes, hot_device or "cpu", pin) if hot_bytes else None
         self._hot_device_auto = hot_device is None
         self.policy, self.dtype, self.codec, self.chunk_items = cache_policy, dtype, codec, chunk_items
@@ -58,6 +70,27 @@ class FeatureCache:
         self.counts = Counter()
         self._uses: dict[str, Counter] = {}  # hits/misses per entry not yet added to its uses.json
         self._uses_flushed = time.monotonic()
+        self.off: dict[str, str] = {}  # "read"/"write" -> why that side of the zarr tier is off
+        self._damaged: dict[str, set[str]] = {}  # entry -> ids whose stored copy failed its check
+
+    def _safe(self, side: str, name: str, fn, *args):
+        """``fn(*args)``, or None once ``side`` ("read" or "write") of the zarr tier is off or fails now:
+        a failure turns it off (a read failure both sides) with one warning."""
+        if side in self.off:  # a read failure turns off both sides
+            return None
+        try:
+            return fn(*args)
+        except EntryMismatch:
+            raise
+        except Exception as e:  # noqa: BLE001 - the cache must never fail a run
+            self.off[side] = self.off["write"] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+            mb = self.counts["bytes_written"] / 1e6
+            warnings.warn(f"lossnets cache: {'reading' if side == 'read' else 'storing'} entry {name} of "
+                          f"{self.root.url} failed ({self.off[side]}); the cache is off for "
+                          f"{'reads and writes' if side == 'read' else 'writes'} in this process, "
+                          f"{self.counts['stored']} item(s) ({mb:.1f} MB) stored before; computing instead",
+                          CacheWarning, stacklevel=2)
+            return None
 
     def keys(self, net, dataset: str, preprocessing="") -> dict[str, EntryKey]:
         """The entry key of each of ``net``'s taps (see :mod:`.keys`)."""
@@ -65,11 +98,11 @@ class FeatureCache:
 
     def _entry(self, key: EntryKey) -> Entry | None:
         if key.name not in self._entries:
-            entry = Entry.open(self.root, key)
+            entry = self._safe("read", key.name, Entry.open, self.root, key)
             if entry is None:
                 return None
             self._entries[key.name] = entry
-        return self._entries[key.name]
+        return self._entries[key.name] if "read" not in self.off else None
 
     def stored_layers(self, net, size: int = 224) -> list[str]:
         """The taps of ``net`` that this cache's policy stores for ``size`` x ``size`` images (the rest are
@@ -83,7 +116,8 @@ class FeatureCache:
         out = {}
         for layer, key in self.keys(net, dataset, preprocessing).items():
             entry = self._entry(key)
-            out[layer] = entry.lookup(list(item_ids)) >= 0 if entry else np.zeros(len(item_ids), bool)
+            rows = self._safe("read", key.name, entry.lookup, list(item_ids)) if entry else None
+            out[layer] = rows >= 0 if rows is not None else np.zeros(len(item_ids), bool)
         return out
 
     def get_or_compute(self, net, dataset: str, item_ids: Sequence[str],
@@ -133,7 +167,7 @@ class FeatureCache:
         at most every USES_FLUSH_S seconds, so a training loop pays no write per step."""
         for name, c in self._uses.items():
             if name in self._entries and (c["hits"] or c["misses"]):
-                self._entries[name].record_use(c["hits"], c["misses"])
+                self._safe("write", name, self._entries[name].record_use, c["hits"], c["misses"])
                 c.clear()
         self._uses_flushed = time.monotonic()
 
@@ -157,17 +191,34 @@ class FeatureCache:
         if entry is None or found.all():
             return found
         ask = np.flatnonzero(~found)
-        rows = entry.lookup([ids[k] for k in ask])
+        rows = self._safe("read", key.name, entry.lookup, [ids[k] for k in ask])
+        if rows is None or not (rows >= 0).any():
+            return found
         hit = rows >= 0
-        if hit.any():
-            order = np.argsort(rows[hit])  # read in row order (chunk locality)
-            feats, at = entry.read(rows[hit][order]), ask[hit][order]
-            dest.fill(at, feats, fresh=True)
-            found[at] = True
-            self._hot_put(key.name, [ids[k] for k in at], feats, len(ids))
-            self.counts["disk_hits"] += int(hit.sum())
-            self.counts["bytes_read"] += feats.numel() * feats.element_size()
+        order = np.argsort(rows[hit])  # read in row order (chunk locality)
+        got = self._safe("read", key.name, entry.read, rows[hit][order])
+        if got is None:
+            return found
+        feats, ok, why = got
+        at = ask[hit][order]
+        if not ok.all():
+            self._damage(key.name, [ids[k] for k in at[~ok]], why)
+            feats, at = feats[torch.from_numpy(ok)], at[ok]
+        dest.fill(at, feats, fresh=True)
+        found[at] = True
+        self._hot_put(key.name, [ids[k] for k in at], feats, len(ids))
+        self.counts["disk_hits"] += len(at)
+        self.counts["bytes_read"] += feats.numel() * feats.element_size()
         return found
+
+    def _damage(self, name: str, bad: list[str], why: str) -> None:
+        """Items of entry ``name`` that failed their check: stored again when computed; one warning per entry."""
+        if name not in self._damaged:
+            warnings.warn(f"lossnets cache: {len(bad)} item(s) of entry {name} of {self.root.url} failed their "
+                          f"check ({why}); computing them instead (`lossnets cache verify {self.root.url} "
+                          f"--repair` drops the bad rows)", CacheWarning, stacklevel=2)
+        self._damaged.setdefault(name, set()).update(bad)
+        self.counts["damaged"] += len(bad)
 
     def _compute(self, net, keys, stored, todo, load_images, out, position) -> None:
         """Run ``net`` over ``todo`` in batches; store the taps in ``stored``, fill ``out``."""
@@ -184,16 +235,7 @@ class FeatureCache:
             for layer, f in feats.items():
                 f = cast_checked(f, keys[layer].dtype, f"features of {keys[layer].name}")
                 if layer in stored:
-                    entry = self._entry(keys[layer]) or Entry.create(
-                        self.root, keys[layer], tuple(f.shape[1:]), tuple(images.shape[1:]), self.codec,
-                        self.chunk_items)
-                    self._entries[keys[layer].name] = entry
-                    if list(entry.meta["input_shape"]) != list(images.shape[1:]):
-                        raise ValueError(f"images of shape {tuple(images.shape[1:])} for entry {entry.name} made "
-                                         f"from {tuple(entry.meta['input_shape'])}: put the size in `preprocessing`")
-                    written = entry.write(batch, f)
-                    self.counts["stored"] += written
-                    self.counts["bytes_written"] += written * f[0].numel() * f.element_size()
+                    self._store(keys[layer], batch, f, tuple(images.shape[1:]))
                 out[layer].fill(np.array([position[i] for i in batch]), f, fresh=True)
                 if layer in stored:
                     self._hot_put(keys[layer].name, batch, f, len(position))
@@ -201,8 +243,26 @@ class FeatureCache:
             bar.update(len(batch))
         bar.close()
 
+    def _store(self, key: EntryKey, batch: list[str], f: torch.Tensor, input_shape: tuple[int, ...]) -> None:
+        """Write ``f`` (items ``batch``) to the entry of ``key``, creating it; nothing once writes are off."""
+        entry = self._entry(key) or self._safe("write", key.name, Entry.create, self.root, key, tuple(f.shape[1:]),
+                                               input_shape, self.codec, self.chunk_items)
+        if entry is None:
+            return
+        self._entries[key.name] = entry
+        if list(entry.meta["input_shape"]) != list(input_shape):
+            raise ValueError(f"images of shape {input_shape} for entry {entry.name} made "
+                             f"from {tuple(entry.meta['input_shape'])}: put the size in `preprocessing`")
+        damaged = self._damaged.get(key.name, set())
+        written = self._safe("write", key.name, entry.write, batch, f, damaged)
+        if written is not None:
+            damaged.difference_update(batch)
+            self.counts["stored"] += written
+            self.counts["bytes_written"] += written * f[0].numel() * f.element_size()
+
     def stats(self) -> dict:
-        """Counters of this cache object: hot_hits, disk_hits, computed, stored, bytes read/written, hot tier size."""
+        """Counters of this cache object: hot_hits, disk_hits, computed, stored, bytes read/written, damaged
+        (items that failed their check), hot tier size."""
         hot = {"hot_items": len(self.hot), "hot_bytes": self.hot.bytes} if self.hot is not None else {}
         return {**{k: self.counts[k] for k in ("hot_hits", "disk_hits", "computed", "stored", "bytes_read",
-                                               "bytes_written")}, **hot}
+                                               "bytes_written", "damaged")}, **hot}

@@ -8,8 +8,12 @@ Layout of an entry ``<root>/<key.name>/`` (zarr v3 group):
   ``meta.json``  the full key and shapes, written last at creation; ``uses.json`` hit counts
 
 Crash safety: every chunk of data/crc/done is written exactly once, by the writer that allocated it,
-data and crc before done. An item killed before its done chunk reads as missing; its rows are never
-reused (the index file name records the allocation), a later writer appends fresh rows. Writers hold
+data and crc before done (only ``verify --repair`` rewrites a done chunk, to clear damaged rows). An
+item killed before its done chunk reads as missing; its rows are never reused (the index file name
+records the allocation), a later writer appends fresh rows.
+
+Damage: every read checks each item's crc32; an item that fails it (or whose chunk does not decode) is
+a miss, and its id is stored again in a new allocation, which shadows the bad row (latest wins). Writers hold
 a lock (flock of ``<root>/.locks/<entry>.lock`` on local disks; elsewhere a lock within the process,
 so object stores take one writer process per entry) while allocating and writing; compute is
 outside the lock, so two processes may compute the same items but only one stores them.
@@ -94,12 +98,17 @@ def _consecutive(a: np.ndarray) -> bool:
     return len(a) > 0 and np.array_equal(a, np.arange(a[0], a[0] + len(a)))
 
 
-def take(arr, rows: np.ndarray, chunk: int, strict: bool = True) -> np.ndarray:
+def take(arr, rows: np.ndarray, chunk: int, errors: list | None = None) -> np.ndarray:
     """``arr[rows]`` by one slice per run of consecutive chunks (zarr's fancy indexing is O(array length)).
 
-    With ``strict=False`` a chunk that cannot be read yields zeros instead of raising."""
-    if strict and _consecutive(rows) and rows[0] >= 0:
-        return arr[int(rows[0]):int(rows[0]) + len(rows)]  # consecutive rows (a rerun in stored order): one read
+    Without ``errors`` a chunk that cannot be read raises; with a list, it yields zeros and
+    ``(chunk number, exception)`` is appended to the list."""
+    if _consecutive(rows) and rows[0] >= 0:  # consecutive rows (a rerun in stored order): one read
+        try:
+            return arr[int(rows[0]):int(rows[0]) + len(rows)]
+        except Exception:
+            if errors is None:
+                raise
     out = np.zeros((len(rows), *arr.shape[1:]), arr.dtype)
     chunks = rows // chunk
     for first, last in _runs(chunks):
@@ -107,13 +116,14 @@ def take(arr, rows: np.ndarray, chunk: int, strict: bool = True) -> np.ndarray:
         lo, hi = int(rows[sel].min()), int(rows[sel].max()) + 1
         try:
             block = arr[lo:hi]  # the span of the rows wanted: the same chunks decoded, less copied
-        except Exception:
-            if strict:
+        except Exception as e:
+            if errors is None:
                 raise
-            if first < last:  # find the bad chunk(s) one by one
+            if first == last:
+                errors.append((first, e))
+            else:  # find the bad chunk(s) one by one
                 for c in range(first, last + 1):
-                    one = chunks == c
-                    out[one] = take(arr, rows[one], chunk, strict=False)
+                    out[chunks == c] = take(arr, rows[chunks == c], chunk, errors)
             continue
         local = rows[sel] - lo
         if _consecutive(sel) and _consecutive(local):
@@ -126,6 +136,10 @@ def take(arr, rows: np.ndarray, chunk: int, strict: bool = True) -> np.ndarray:
 def item_crcs(a: np.ndarray) -> np.ndarray:
     """crc32 of each item (first axis) of a stored array."""
     return np.array([zlib.crc32(np.ascontiguousarray(r).tobytes()) for r in a], dtype=np.uint32)
+
+
+class EntryMismatch(ValueError):
+    """An entry's meta.json holds another key: an error of the caller's, never taken for a store fault."""
 
 
 class Root:
@@ -200,7 +214,7 @@ class Entry:
         if meta is None:
             return None
         if meta.get("key") != key.to_dict():
-            raise ValueError(f"cache entry {root.url}/{key.name} was written for another key "
+            raise EntryMismatch(f"cache entry {root.url}/{key.name} was written for another key "
                              f"({meta.get('key')}); remove it with `lossnets cache rm`")
         return cls(root, key.name, meta)
 
@@ -235,9 +249,13 @@ class Entry:
             return []
 
     def refresh(self) -> dict[str, int]:
-        """id -> row of its latest allocation (torn index files are skipped: their items read as missing)."""
+        """id -> row of its latest allocation (torn index files are skipped: their items read as missing).
+        Index files gone from the store (the entry was removed) forget everything read before."""
+        files = self._segment_files()
+        if not set(self._segments) <= set(files):
+            self._segments, self._rows = {}, {}
         new = False
-        for f in self._segment_files():
+        for f in files:
             if f not in self._segments:
                 ids = self.root.read_json(self.root.join(self.name, "index", f))
                 if ids is not None:
@@ -260,7 +278,7 @@ class Entry:
     # -- done mask --------------------------------------------------------------------------------
     def done_rows(self, rows: np.ndarray) -> np.ndarray:
         """Boolean done mask of ``rows``; a chunk that cannot be read counts as not done."""
-        return take(self.done, rows, self.chunk_items, strict=False).astype(bool)
+        return take(self.done, rows, self.chunk_items, errors=[]).astype(bool)
 
     def lookup(self, ids: list[str]) -> np.ndarray:
         """Row of each id that is stored and done, -1 otherwise."""
@@ -271,14 +289,27 @@ class Entry:
         return rows
 
     # -- data -------------------------------------------------------------------------------------
-    def read(self, rows: np.ndarray) -> torch.Tensor:
-        return from_storage(take(self.data, rows, self.chunk_items), self.dtype)
+    def read(self, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray, str]:
+        """Features of ``rows``, which of them match their stored crc32, and what failed ("" if none).
 
-    def write(self, ids: list[str], features: torch.Tensor) -> int:
-        """Store the items of ``ids`` not yet done; returns how many were written."""
+        A chunk that does not decode reads as zeros, which fail their crc (unless the item was zeros)."""
+        errors: list = []
+        data = take(self.data, rows, self.chunk_items, errors)
+        ok = item_crcs(data) == take(self.crc, rows, self.chunk_items, errors)
+        bad = sorted({int(r) // self.chunk_items for r in rows[~ok]})
+        undecodable = [f"chunk {c} does not decode ({type(e).__name__}: {e})" for c, e in errors if c in bad]
+        mismatch = f"crc32 mismatch in chunk{'s' * (len(bad) > 1)} {str(bad)[1:-1]}" if bad else ""
+        why = "; ".join(undecodable) or mismatch
+        return from_storage(data, self.dtype), ok, " ".join(why.split())
+
+    def write(self, ids: list[str], features: torch.Tensor, replace=()) -> int:
+        """Store the items of ``ids`` not yet done, and those in ``replace`` (damaged: their new rows
+        shadow the old); returns how many were written. An entry removed from the store is an error."""
         with self.root.lock(self.name):
+            if not self.root.fs.exists(self.root.join(self.name, "meta.json")):
+                raise FileNotFoundError(f"cache entry {self.root.url}/{self.name} was removed (no meta.json)")
             rows = self.lookup(ids)
-            todo = [k for k in range(len(ids)) if rows[k] < 0]
+            todo = [k for k in range(len(ids)) if rows[k] < 0 or ids[k] in replace]
             if not todo:
                 return 0
             c = self.chunk_items
@@ -299,6 +330,16 @@ class Entry:
                 self.done[r:r + c] = done  # last: the commit of this chunk
             self.refresh()
             return len(todo)
+
+    def drop(self, rows: np.ndarray) -> None:
+        """Mark ``rows`` not done (they read as missing), rewriting their done chunks under the lock."""
+        c = self.chunk_items
+        with self.root.lock(self.name):
+            for chunk in np.unique(rows // c):
+                lo = int(chunk) * c
+                done = take(self.done, np.arange(lo, lo + c), c, errors=[])
+                done[rows[rows // c == chunk] - lo] = 0
+                self.done[lo:lo + c] = done
 
     def record_use(self, hits: int, misses: int) -> None:
         """Add to the entry's persistent hit/miss counters (shown by `lossnets cache ls`)."""

@@ -210,6 +210,8 @@ def _cmd_data_make_sr(args) -> None:
 
 def _cmd_cache(args) -> None:
     from lossnets.cache import admin
+    if args.repair and args.action != "verify":
+        raise ValueError(f"--repair goes with `lossnets cache verify`, not `{args.action}`")
     if args.action == "ls":
         import pandas as pd
         df = pd.DataFrame(admin.entries(args.url))
@@ -217,12 +219,15 @@ def _cmd_cache(args) -> None:
     elif args.action == "du":
         print(f"{admin.disk_usage(args.url) / 2**20:.1f} MiB\t{args.url}")
     elif args.action == "verify":
-        bad = admin.verify(args.url, args.entries or None)
+        bad = admin.verify(args.url, args.entries or None, repair=args.repair)
         for b in bad:
             print(f"BAD {b['entry']} chunk {b['chunk']} rows {b['rows']}: {b['reason']}")
-        if bad:
-            raise ValueError(f"{len(bad)} bad chunk(s); remove their entries with `lossnets cache rm`")
-        print("all checksums match")
+        rows, entries = sum(len(b["rows"]) for b in bad), len({b["entry"] for b in bad})
+        where = f"{rows} damaged row(s) in {len(bad)} chunk(s) of {entries} entry(ies) under {args.url}"
+        if bad and not args.repair:
+            raise ValueError(f"{where}; `lossnets cache verify {args.url} --repair` drops them "
+                             "(the next run recomputes them)")
+        print(f"dropped {where}: they read as missing" if bad else "all checksums match")
     elif args.action == "rm":
         if not args.entries:
             raise ValueError("name the entries (or prefixes such as a dataset name) to remove")
@@ -386,10 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(f"--{extra}", type=int, default=n)
         q.add_argument("--seed", type=int, default=0)
         q.set_defaults(func=_cmd_data_make_svhn if name == "svhn" else _cmd_data_make_stl10)
-    p = sub.add_parser("cache", help="feature cache: ls (entries, sizes, hits) | du | verify (checksums) | rm")
+    p = sub.add_parser("cache",
+                       help="feature cache: ls (entries, sizes, hits) | du | verify [--repair] (checksums) | rm")
     p.add_argument("action", choices=["ls", "du", "verify", "rm"])
     p.add_argument("url", help="cache root: a directory or an fsspec URL")
     p.add_argument("entries", nargs="*", help="entry names or prefixes (verify: default all; rm: required)")
+    p.add_argument("--repair", action="store_true",
+                   help="verify: drop the rows that fail their checksums, so they read as missing")
     p.set_defaults(func=_cmd_cache)
     p = sub.add_parser("sweep", help="run a full grid of (benchmark, arch, tap) cells; a rerun skips finished cells")
     p.add_argument("--config", default=None, help="sweep config TOML ([sweep] grid and one section per benchmark)")
@@ -418,7 +426,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, OSError) as e:  # bad input, missing files, a full disk: one line, not a traceback
         print(f"lossnets {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,8 +1,9 @@
-"""Feature cache benchmark (a script, not a test): codecs and chunk shapes, cold vs warm, policy threshold.
+"""Feature cache benchmark (a script, not a test): codecs and chunk shapes, cold vs warm, policy threshold,
+and the read path's crc32 check against decompression.
 
 Real ReLU features: seeded random-weight loss networks on 64x64 patches of the scikit-image photos.
-Writes benchmarks/speed/results/cache_{codecs,coldwarm,policy}.csv and prints the tables.
-Usage: python benchmarks/speed/cache_bench.py [--n 256] [--archs ...] [--threads 1]
+Writes benchmarks/speed/results/cache_{codecs,coldwarm,policy,crc}.csv and prints the tables.
+Usage: python benchmarks/speed/cache_bench.py [--n 256] [--archs ...] [--threads 1] [--parts codecs coldwarm crc]
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from lossnets import LossNetwork
 from lossnets.benchmarks.data.photos import photo_patches
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.cache import FeatureCache, prefix_flops_per_byte
-from lossnets.cache.store import codecs, take
+from lossnets.cache.store import codecs, item_crcs, take
 
 OUT = Path(__file__).parent / "results"
 CODECS = ("none", "zstd1", "zstd3", "zstd9", "lz4-shuffle", "zstd-shuffle")
@@ -64,6 +65,26 @@ def codec_table(feats: dict[str, np.ndarray], tmp: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def crc_table(feats: dict[str, np.ndarray], tmp: Path, codec: str) -> pd.DataFrame:
+    """Per tap: whole-array read (decompression) against the crc32 of every item read, 64 items a chunk."""
+    rows = []
+    for name, a in feats.items():
+        path = tmp / f"crc-{name}".replace("/", "_")
+        arr = zarr.create_array(str(path), shape=a.shape, chunks=(64, *a.shape[1:]), dtype=a.dtype,
+                                compressors=codecs(codec), fill_value=0)
+        arr[:] = a
+        t = time.perf_counter()
+        back = arr[:]
+        t_read = time.perf_counter() - t
+        t = time.perf_counter()
+        item_crcs(back)
+        t_crc = time.perf_counter() - t
+        rows.append({"tap": name, "codec": codec, "raw_MB": a.nbytes / 1e6, "read_MBps": a.nbytes / 1e6 / t_read,
+                     "crc_MBps": a.nbytes / 1e6 / t_crc, "crc_over_read": t_crc / t_read})
+        shutil.rmtree(path)
+    return pd.DataFrame(rows)
+
+
 def cold_warm(archs, imgs: torch.Tensor, tmp: Path, codec: str) -> pd.DataFrame:
     """Seconds for: no cache, cold (compute + store), warm (zarr tier only), hot (in-memory tier)."""
     ids = [f"p{i:05d}.png" for i in range(len(imgs))]
@@ -100,34 +121,46 @@ def main(argv=None) -> None:
     p.add_argument("--codec", default="zstd1", help="codec of the cold/warm run")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: stable figures on a machine shared with other jobs)")
+    p.add_argument("--parts", nargs="+", choices=["codecs", "coldwarm", "crc"], default=["codecs", "coldwarm", "crc"],
+                   help="tables to measure (policy comes with coldwarm)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     imgs = images(args.n)
     meta = run_metadata(torch_threads=torch.get_num_threads(), n=args.n)
+    tables = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        net = LossNetwork("vgg16", weights="random", seed=0, device="cpu")
-        feats = {f"vgg16/{k}": v.half().numpy() for k, v in net.extract(imgs).items()}
-        net = LossNetwork("resnet18", layers=("S", "L"), weights="random", seed=0, device="cpu")
-        feats.update({f"resnet18/{k}": v.half().numpy() for k, v in net.extract(imgs).items()})
-        del net
-        codec_df = codec_table(feats, tmp)
-        cw = cold_warm(args.archs, imgs, tmp, args.codec)
-    threshold = cw["compute_GFLOPps"].median() * 1e9 / (cw["warm_read_MBps"].median() * 1e6)
-    policy = pd.DataFrame([{"compute_GFLOPps_median": cw["compute_GFLOPps"].median(),
-                            "warm_read_MBps_median": cw["warm_read_MBps"].median(),
-                            "flops_per_byte_threshold": threshold}])
-    for name, df in (("codecs", codec_df), ("coldwarm", cw), ("policy", policy)):
-        df = df.assign(**meta)
-        write_csv_atomic(df, OUT / f"cache_{name}.csv")
+        if {"codecs", "crc"} & set(args.parts):
+            net = LossNetwork("vgg16", weights="random", seed=0, device="cpu")
+            feats = {f"vgg16/{k}": v.half().numpy() for k, v in net.extract(imgs).items()}
+            net = LossNetwork("resnet18", layers=("S", "L"), weights="random", seed=0, device="cpu")
+            feats.update({f"resnet18/{k}": v.half().numpy() for k, v in net.extract(imgs).items()})
+            del net
+        if "codecs" in args.parts:
+            tables["codecs"] = codec_table(feats, tmp)
+        if "crc" in args.parts:
+            tables["crc"] = crc_table(feats, tmp, args.codec)
+        if "coldwarm" in args.parts:
+            cw = tables["coldwarm"] = cold_warm(args.archs, imgs, tmp, args.codec)
+            gflops, mbps = cw["compute_GFLOPps"].median(), cw["warm_read_MBps"].median()
+            tables["policy"] = pd.DataFrame([{"compute_GFLOPps_median": gflops, "warm_read_MBps_median": mbps,
+                                              "flops_per_byte_threshold": gflops * 1e9 / (mbps * 1e6)}])
+    for name, df in tables.items():
+        write_csv_atomic(df.assign(**meta), OUT / f"cache_{name}.csv")
     with pd.option_context("display.width", 200, "display.max_rows", None, "display.float_format", "{:.2f}".format):
-        summary = codec_df.groupby(["codec", "chunk_items"])[["ratio", "write_MBps", "read_MBps",
-                                                               "random_quarter_read_MBps"]].median()
-        print(codec_df.pivot_table(index="tap", columns="codec", values="ratio").to_string(), "\n")
-        print("median over taps:\n" + summary.to_string(), "\n")
-        print(cw.to_string(index=False), "\n")
-        print(policy.to_string(index=False))
+        if "codecs" in tables:
+            codec_df = tables["codecs"]
+            summary = codec_df.groupby(["codec", "chunk_items"])[["ratio", "write_MBps", "read_MBps",
+                                                                   "random_quarter_read_MBps"]].median()
+            print(codec_df.pivot_table(index="tap", columns="codec", values="ratio").to_string(), "\n")
+            print("median over taps:\n" + summary.to_string(), "\n")
+        for name in ("coldwarm", "policy", "crc"):
+            if name in tables:
+                print(tables[name].to_string(index=False), "\n")
+        if "crc" in tables:
+            crc = tables["crc"]
+            print(f"read-path crc32 check: {crc['crc_over_read'].median():.1%} of the read's time (median over taps)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ name its own function with ``function = "module:function"``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -229,6 +230,26 @@ class SweepConfig:
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# ------------------------------------------------------------------------------- run-folder writes
+
+
+class RunDirWriteError(OSError):
+    """A file of the run folder could not be written (full disk, read-only folder): the sweep stops;
+    every finished cell stays valid and ``--resume`` completes the rest."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn a failed write of ``path`` into one RunDirWriteError that names it."""
+    try:
+        yield
+    except RunDirWriteError:
+        raise
+    except OSError as e:
+        raise RunDirWriteError(f"cannot write {path} ({e.strerror or e}); every finished cell is kept: "
+                               "free space, then rerun with --resume") from e
+
+
 # ------------------------------------------------------------------------------------------- plan
 
 
@@ -298,7 +319,8 @@ def _write_error(cell: Cell, run_dir, exc: BaseException, tb: str) -> None:
     record = {"benchmark": cell.benchmark, "arch": cell.arch, "layer": cell.layer,
               "error": f"{type(exc).__name__}: {exc}", "traceback": tb, "host": socket.gethostname(),
               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_text(cell.error_path(run_dir), json.dumps(record, indent=2))
+    with _writing(cell.error_path(run_dir)):
+        atomic_write_text(cell.error_path(run_dir), json.dumps(record, indent=2))
 
 
 def _cell_rows(df: pd.DataFrame, cell: Cell, meta: dict) -> pd.DataFrame:
@@ -397,7 +419,8 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
             return e, traceback.format_exc()
         per = (time.perf_counter() - t0) / len(todo)
         for c in todo:
-            write_csv_atomic(rows[c], c.path(run_dir))
+            with _writing(c.path(run_dir)):
+                write_csv_atomic(rows[c], c.path(run_dir))
             finish(c, per)
         return None, ""
 
@@ -455,7 +478,8 @@ def rebuild_results(run_dir) -> pd.DataFrame:
             warnings.warn(f"{run_dir}: {int(dup.sum())} row(s) repeat the key of another cell's rows "
                           f"(e.g. {df[dup].iloc[0][key_columns(df)].to_dict()}); kept once", stacklevel=2)
         df = df[~dup].reset_index(drop=True)
-    write_csv_atomic(df, Path(run_dir) / RESULTS)
+    with _writing(Path(run_dir) / RESULTS):
+        write_csv_atomic(df, Path(run_dir) / RESULTS)
     return df
 
 
@@ -503,7 +527,8 @@ def _prepare_run_dir(config: SweepConfig, run_dir: Path, force: bool = False) ->
                 "continue it with its own config.")
     record = {"fingerprint": config.fingerprint(), "config": config.to_dict(),
               "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_text(state, json.dumps(record, indent=2, default=str))
+    with _writing(state):
+        atomic_write_text(state, json.dumps(record, indent=2, default=str))
 
 
 def load_run_config(run_dir) -> SweepConfig:
@@ -555,6 +580,8 @@ def sweep(config: SweepConfig | str | os.PathLike | None, run_dir, *, executor="
             bar.update(1)
 
         def on_group(group: dict, outcomes: list[dict] | None, error: BaseException | None) -> None:
+            if isinstance(error, RunDirWriteError):  # nothing more can be recorded: stop the sweep
+                raise error
             if error is not None:  # the whole task died (worker lost, job failed): record every cell
                 tb = "".join(traceback.format_exception(error))
                 outcomes = []

@@ -27,3 +27,18 @@ def make_net(seed: int = 0, layers=("E", "S", "M", "L")):
     from lossnets import LossNetwork
     return LossNetwork(ARCH, layers=layers, weights="random", seed=seed, device="cpu")
 
+
+
+BACKENDS = ("local", "memory")
+
+
+def store_url(backend: str, tmp_path, protocol: str = "memory") -> str:
+    """A fresh cache root: a folder, or an fsspec URL unique to the test."""
+    return str(tmp_path / "cache") if backend == "local" else f"{protocol}://{tmp_path.name}/cache"
+
+
+def chunk_file(url: str, name: str, array: str = "data", chunk: int = 1) -> tuple:
+    """(fs, path) of chunk ``chunk`` of ``array`` of entry ``name``, on any backend."""
+    import fsspec
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs, fs.find(f"{root.rstrip('/')}/{name}/{array}/c/{chunk}")[0]

@@ -32,8 +32,9 @@ class Loader:
         return h.load_images(names)
 
 
-def test_hits_equal_fresh_features_memory_url(net):
-    url, names = "memory://fc-hits", h.ids(0, 20)
+@pytest.mark.parametrize("backend", h.BACKENDS)
+def test_hits_equal_fresh_features(net, backend, tmp_path):
+    url, names = h.store_url(backend, tmp_path), h.ids(0, 20)
     first = FeatureCache(url, cache_policy="always", chunk_items=8, progress=False)
     computed = first.get_or_compute(net, "synthetic", names, Loader(), preprocessing=h.PREP)
     fresh = net.extract(h.load_images(names))
@@ -50,8 +51,10 @@ def test_hits_equal_fresh_features_memory_url(net):
     assert first.stats()["hot_hits"] == 4 * len(names) and torch.equal(again["M"], computed["M"])
 
 
-def test_partial_fill_computes_only_missing(net, tmp_path):
-    cache = FeatureCache(tmp_path, cache_policy="always", chunk_items=4, hot_bytes=0, progress=False)
+@pytest.mark.parametrize("backend", h.BACKENDS)
+def test_partial_fill_computes_only_missing(net, backend, tmp_path):
+    url = h.store_url(backend, tmp_path)
+    cache = FeatureCache(url, cache_policy="always", chunk_items=4, hot_bytes=0, progress=False)
     cache.get_or_compute(net, "synthetic", h.ids(0, 6), Loader(), preprocessing=h.PREP)
     load = Loader()
     out = cache.get_or_compute(net, "synthetic", h.ids(3, 11), load, preprocessing=h.PREP)
@@ -207,7 +210,7 @@ def test_take_equals_fancy_indexing(rows, tmp_path):
     arr[:] = data
     rows = np.array(rows)
     np.testing.assert_array_equal(take(arr, rows, 4), data[rows])
-    np.testing.assert_array_equal(take(arr, rows, 4, strict=False), data[rows])
+    np.testing.assert_array_equal(take(arr, rows, 4, errors=[]), data[rows])
 
 
 @pytest.mark.parametrize("arch", ["googlenet", "inception_v3", "densenet121"])

@@ -55,14 +55,17 @@ def test_sigkill_while_writing_then_next_run_completes(tmp_path):
     assert all(e["items"] == 40 for e in admin.entries(tmp_path))
 
 
-def test_item_without_done_reads_as_missing(tmp_path):
-    fill(tmp_path, h.ids(0, 8))
+@pytest.mark.parametrize("backend", h.BACKENDS)
+def test_item_without_done_reads_as_missing(backend, tmp_path):
+    url = h.store_url(backend, tmp_path)
+    fill(url, h.ids(0, 8))
     key = entry_keys(h.make_net(), "synthetic", h.PREP)["M"]
-    (tmp_path / key.name / "done" / "c" / "1").unlink()  # killed between data and done of chunk 1
+    fs, path = h.chunk_file(url, key.name, "done")
+    fs.rm(path)  # killed between data and done of chunk 1
     net = h.make_net()
-    assert FeatureCache(tmp_path).contains(net, "synthetic", h.ids(0, 8), preprocessing=h.PREP)["M"].tolist() == \
+    assert FeatureCache(url).contains(net, "synthetic", h.ids(0, 8), preprocessing=h.PREP)["M"].tolist() == \
         [True] * 4 + [False] * 4
-    assert_fresh(fill(tmp_path, h.ids(0, 8)), h.ids(0, 8))
+    assert_fresh(fill(url, h.ids(0, 8)), h.ids(0, 8))
 
 
 def test_two_concurrent_writers(tmp_path):
@@ -75,22 +78,27 @@ def test_two_concurrent_writers(tmp_path):
     assert_fresh(fill(tmp_path, h.ids(0, 24)), h.ids(0, 24))
 
 
-def test_verify_finds_corrupted_chunk_and_cli(tmp_path, capsys):
-    fill(tmp_path, h.ids(0, 8))
+@pytest.mark.parametrize("backend", h.BACKENDS)
+def test_verify_finds_corrupted_chunk_repairs_and_cli(backend, tmp_path, capsys):
+    url = h.store_url(backend, tmp_path)
+    fill(url, h.ids(0, 8))
     key = entry_keys(h.make_net(), "synthetic", h.PREP)["S"]
-    chunk = next((tmp_path / key.name / "data" / "c" / "1").rglob("*"))
-    while chunk.is_dir():
-        chunk = next(chunk.iterdir())
-    raw = bytearray(chunk.read_bytes())
+    fs, path = h.chunk_file(url, key.name)
+    raw = bytearray(fs.cat_file(path))
     raw[len(raw) // 2] ^= 0xFF
-    chunk.write_bytes(bytes(raw))
-    bad = admin.verify(tmp_path)
+    fs.pipe_file(path, bytes(raw))
+    bad = admin.verify(url)
     assert [(b["entry"], b["chunk"]) for b in bad] == [(key.name, 1)]
-    assert main(["cache", "verify", str(tmp_path)]) == 2
-    assert f"BAD {key.name} chunk 1" in capsys.readouterr().out
-    assert main(["cache", "ls", str(tmp_path)]) == 0
+    assert main(["cache", "verify", url]) == 2
+    out, err = capsys.readouterr()
+    assert f"BAD {key.name} chunk 1" in out and err.count("\n") == 1 and "--repair" in err
+    assert main(["cache", "verify", url, "--repair"]) == 0 and "dropped" in capsys.readouterr().out
+    items = {e["entry"]: e["items"] for e in admin.entries(url)}
+    assert admin.verify(url) == [] and items.pop(key.name) == 8 - len(bad[0]["rows"]) and set(items.values()) == {8}
+    assert main(["cache", "ls", url, "--repair"]) == 2
+    assert main(["cache", "ls", url]) == 0
     listing = capsys.readouterr().out
     assert "squeezenet1_1" in listing and "hits" in listing
-    assert main(["cache", "du", str(tmp_path)]) == 0
-    assert main(["cache", "rm", str(tmp_path), key.name]) == 0
-    assert len(admin.entries(tmp_path)) == 3 and admin.verify(tmp_path) == []
+    assert main(["cache", "du", url]) == 0
+    assert main(["cache", "rm", url, key.name]) == 0
+    assert len(admin.entries(url)) == 3 and admin.verify(url) == []
