@@ -35,6 +35,8 @@ LOWER_IS_BETTER = {"lpips", "mse", "loss", "error", "distance", "rmse"}
 # benchmarks the paper pools into one "benchmark" for its ranking
 BENCHMARK_GROUP = {"superres_x4": "superres", "superres_x8": "superres"}
 KEY = ["benchmark", "arch", "layer", "dataset", "metric"]
+# the paper's benchmarks 1-4, the order of its tables' columns
+BENCHMARK_ORDER = ("similarity", "superres", "segmentation", "autoencoder")
 # where the paper's appendix gives each benchmark's figures
 PAPER_TABLE = {"similarity": "Table V", "superres_x4": "Tables VI-IX", "superres_x8": "Tables VI-IX",
                "segmentation": "Table X", "autoencoder": "Table XI"}
@@ -123,7 +125,8 @@ def ranking(df: pd.DataFrame, *, scores: pd.DataFrame | None = None) -> pd.DataF
     best["rank"] = best.groupby(["group", "paper_benchmark", "paper_dataset", "metric"])["signed"].rank(
         ascending=False, method="average")
     per = best.groupby(["arch", "group"])["rank"].mean().unstack("group")
-    groups = list(dict.fromkeys(scores["group"]))
+    order = {g: i for i, g in enumerate(BENCHMARK_ORDER)}
+    groups = sorted(dict.fromkeys(scores["group"]), key=lambda g: order.get(g, len(order)))
     per = per.reindex(columns=groups)
     per["all"] = per.mean(axis=1, skipna=False)  # only for architectures that ran every benchmark
     return per.sort_values(["all", *groups], na_position="last").reset_index()
