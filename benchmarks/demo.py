@@ -30,9 +30,9 @@ def run_demo(out: str | Path, *, device: str = "cpu", progress: bool = True) -> 
     if not (data / "sr").exists():
         make_sr(data / "sr", n_train=8, n_val=2, size=96)
     if not (data / "roads").exists():
-        make_roads(data / "roads", n_train=4, n_valid=2, n_test=2, size=64)
+        make_roads(data / "roads", n_train=8, n_valid=2, n_test=2, size=64)
     if not (data / "svhn").exists():
-        make_svhn(data / "svhn", n_train=100, n_test=50, n_extra=100)
+        make_svhn(data / "svhn", n_train=200, n_test=100, n_extra=200)
     raw = tomllib.loads(DEMO_CONFIG.read_text())
     raw["sweep"]["device"] = device
     config = SweepConfig.from_dict(raw, base=data, source=str(DEMO_CONFIG))

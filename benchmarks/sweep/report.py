@@ -361,6 +361,9 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
            "paper's percentages of Table X are divided by 100).", ""]
     for title, table in tables.items():
         md += [f"### {title}", "", markdown_table(table)]
+    if files:
+        md += ["## Plots (paper Figs. 4-5)", "", "Per ranked score: the metric against MACs up to the tap, and the best "
+               "tap per architecture against ImageNet top-1; the paper's figures in grey.", ""]
     for f in files:
         md += [f"![{f.stem}]({f.name})", ""]
     show = comp[KEY + ["weights", "value", "paper_value", "difference", "comparable"]]
