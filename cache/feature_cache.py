@@ -121,15 +121,17 @@ class FeatureCache:
         return out
 
     def get_or_compute(self, net, dataset: str, item_ids: Sequence[str],
-                       load_images: Callable[[list[str]], torch.Tensor], preprocessing="") -> dict[str, torch.Tensor]:
+                       load_images: Callable[[list[str]], torch.Tensor], preprocessing="",
+                       progress: bool | None = None) -> dict[str, torch.Tensor]:
         """``{layer: (N, C, H, W)}`` features of ``item_ids`` in order; only missing items are computed.
 
         ``load_images(ids)`` returns uint8 (n, 3, H, W) images of those ids. ``preprocessing`` (a
         string or a JSON-able dict, e.g. ``{"size": 64, "resize": "bilinear"}``) must describe how
         those images were made: it is part of the key, with the net's normalisation and autocast.
         Taps the policy does not store are recomputed for every item, by the network cut at those taps
-        (``net.sub``) where the stored taps are found.
+        (``net.sub``) where the stored taps are found. ``progress``: this call's bar (None: the cache's setting).
         """
+        progress = self.progress if progress is None else progress
         ids = [str(i) for i in item_ids]
         if len(set(ids)) != len(ids):
             raise ValueError("item_ids repeat an id")
@@ -149,11 +151,11 @@ class FeatureCache:
         position = {i: k for k, i in enumerate(ids)}
         todo = [ids[k] for k in np.flatnonzero(missing)]
         if todo:  # every tap in one pass, storing the stored ones
-            self._compute(net, keys, stored, todo, load_images, out, position)
+            self._compute(net, keys, stored, todo, load_images, out, position, progress)
         unstored = [layer for layer in net.layers if layer not in stored]
         rest = [ids[k] for k in np.flatnonzero(~missing)] if unstored else []
         if rest:  # the other items lack only taps that are not stored: the prefix up to those is enough
-            self._compute(net.sub(unstored), keys, [], rest, load_images, out, position)
+            self._compute(net.sub(unstored), keys, [], rest, load_images, out, position, progress)
         if todo or self.counts["disk_hits"] > disk_hits or time.monotonic() - self._uses_flushed > USES_FLUSH_S:
             self.flush_uses()
         if not ids:
@@ -220,11 +222,11 @@ class FeatureCache:
         self._damaged.setdefault(name, set()).update(bad)
         self.counts["damaged"] += len(bad)
 
-    def _compute(self, net, keys, stored, todo, load_images, out, position) -> None:
+    def _compute(self, net, keys, stored, todo, load_images, out, position, progress: bool) -> None:
         """Run ``net`` over ``todo`` in batches; store the taps in ``stored``, fill ``out``."""
         step = max(self.batch_size, self.chunk_items)
         bar = tqdm(total=len(todo), desc=f"features {net.arch.name}", unit="img",
-                   disable=not self.progress or len(todo) < 2 * step, leave=False)
+                   disable=not progress or len(todo) < 2 * step, leave=False)
         for start in range(0, len(todo), step):
             batch = todo[start:start + step]
             images = load_images(batch)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from functools import cached_property
 
 import torch
@@ -145,6 +146,19 @@ class LossNetwork(nn.Module):
             if memo:
                 memo_put("weights_digests", memo, digest)
         return digest
+
+    @property
+    def config(self) -> str:
+        """What fixes this network's features, short: architecture, taps, weights source and digest prefix (and
+        the normalisation and autocast where not the defaults). Results carry it so two numbers can be told apart."""
+        source = {"imagenet": "imagenet", "random": f"random-seed{self.seed}"}.get(
+            self.weights_spec, os.path.basename(self.weights_spec))
+        parts = [f"{self.arch.name}:{','.join(self.layers)}", f"weights={source}@{self.weights_digest[:8]}"]
+        if self.normalize != "imagenet":
+            parts.append(f"normalize={self.normalize}")
+        if self.amp is not None:
+            parts.append(f"amp={self.amp}")
+        return " ".join(parts)
 
     def autocast(self):
         if self.amp is None:

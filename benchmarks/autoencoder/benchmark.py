@@ -125,7 +125,7 @@ def probe_rows(trainees: list[Trainee], splits: BenchmarkSplits, *, protocol: st
         base = {"benchmark": BENCHMARK, "arch": t.net.arch.name, "layer": t.layer, "weights": t.net.weights_spec,
                 "dataset": splits.dataset, "status": t.status, "best_epoch": math.nan, "val_loss": math.nan,
                 "val_loss_initial": t.initial_score, "n_test": len(splits.mlp_test),
-                "data": "synthetic" if splits.synthetic else splits.dataset}
+                "data": "synthetic" if splits.synthetic else splits.dataset, "config": t.gen.config}
         r = results.get(id(t))
         if r is None:
             rows.append({**base, "metric": "accuracy", "value": math.nan, "mlp": ""})

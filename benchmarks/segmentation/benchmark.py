@@ -130,7 +130,7 @@ def result_rows(trainees: list[Trainee], test: RoadTiles, *, threshold: float, t
                          "dataset": "mrd", "metric": metric, "value": scores.get(metric, math.nan), "status": t.status,
                          "best_epoch": t.best_step // epoch_steps if t.ok else np.nan,
                          "val_quality": t.best_score if t.ok else np.nan, "val_quality_initial": t.initial_score,
-                         "n_tiles": len(test), "data": "synthetic" if test.synthetic else "mrd"})
+                         "n_tiles": len(test), "data": "synthetic" if test.synthetic else "mrd", "config": t.gen.config})
     return rows
 
 

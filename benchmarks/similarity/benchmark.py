@@ -79,21 +79,22 @@ def _perceptual_distance():
     return perceptual_distance
 
 
-def _open_cache(cache):
+def _open_cache(cache, progress: bool = True):
     if cache is None or not isinstance(cache, (str, Path)):
         return cache
     from lossnets.cache import FeatureCache
     # fp32 on disk: a cached run gives the same figures as an uncached one. fp16 (the cache's default)
     # flushes the tiny activations of deep taps of random-weight nets (googlenet, efficientnet: ~1e-13)
     # to zero, and the distances then tie.
-    return FeatureCache(str(cache), dtype="fp32")
+    return FeatureCache(str(cache), dtype="fp32", progress=progress)
 
 
-def _features(net, data: BAPPS, idx: np.ndarray, cache, batch_size: int) -> dict[str, torch.Tensor]:
+def _features(net, data: BAPPS, idx: np.ndarray, cache, batch_size: int, progress: bool) -> dict[str, torch.Tensor]:
     """Features of the images data.images[idx] (idx distinct), every tap of net from one pass."""
     if cache is not None:
         keys = [data.keys[i] for i in idx]
-        feats = cache.get_or_compute(net, CACHE_DATASET, keys, data.load_images, preprocessing=CACHE_PREPROCESSING)
+        feats = cache.get_or_compute(net, CACHE_DATASET, keys, data.load_images, preprocessing=CACHE_PREPROCESSING,
+                                     progress=progress)
         return {layer: feats[layer] for layer in net.layers}
     return net.extract(data.images[torch.from_numpy(idx)], batch_size=batch_size, out_device=net.device)
 
@@ -127,7 +128,7 @@ def distances(net, data, *, subsets=None, cache=None, batch_size: int = 64, chan
     once for both of its distances -- and each layer's distances come from one kernel call.
     """
     data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
-    cache = _open_cache(cache)
+    cache = _open_cache(cache, progress)
     dist = _perceptual_distance()
     chosen = [s for s in data.subsets.values() if subsets is None or s.name in _names(data, subsets)]
     a, b, item, slots, order = _pairs(chosen)
@@ -146,7 +147,7 @@ def distances(net, data, *, subsets=None, cache=None, batch_size: int = 64, chan
         sel = order[lo:hi]
         uniq, inv = np.unique(np.concatenate([a[sel], b[sel]]), return_inverse=True)
         ia, ib = torch.from_numpy(inv[:len(sel)]), torch.from_numpy(inv[len(sel):])
-        feats = _features(net, data, uniq, cache, batch_size)
+        feats = _features(net, data, uniq, cache, batch_size, progress)
         for layer in net.layers:
             f = feats[layer]
             w = weights[layer]
@@ -208,9 +209,22 @@ def run(net, data, *, subsets=None, cache=None, batch_size: int = 64, progress: 
     data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
     dists = distances(net, data, subsets=subsets, cache=cache, batch_size=batch_size,
                       channel_weights=channel_weights, progress=progress)
-    rows = [dict(benchmark=BENCHMARK, arch=net.arch.name, weights=net.weights_spec, **r, data=data.label)
-            for r in score(dists)]
+    config = _config(net, data, channel_weights)
+    rows = [dict(benchmark=BENCHMARK, arch=net.arch.name, weights=net.weights_spec, **r, data=data.label,
+                 config=config) for r in score(dists)]
     return tidy(rows)
+
+
+def _config(net, data: BAPPS, channel_weights) -> str:
+    """The rows' configuration string: the network's, the distance, its channel weights (a tap without
+    any counts as empty in the digest), the input."""
+    parts = [net.config, "distance=lpips"]
+    if channel_weights:
+        from lossnets.engine.lin_weights import lin_digest
+        ws = [channel_weights.get(layer) for layer in net.layers]
+        parts.append(f"lin=channel_weights@{lin_digest([torch.empty(0) if w is None else w for w in ws])[:8]}")
+    h, w = data.images.shape[-2:]
+    return " ".join(parts + ["range=uint8", f"resize={h}x{w}({CACHE_PREPROCESSING['resize']})"])
 
 
 def evaluate(archs=None, layers=("E", "S", "M", "L"), data=None, *, weights: str = "imagenet", seed: int = 0,
@@ -223,7 +237,7 @@ def evaluate(archs=None, layers=("E", "S", "M", "L"), data=None, *, weights: str
         raise ValueError("no BAPPS folder given (make one with `lossnets data make-bapps DIR`)")
     data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
     cache_url = str(cache) if isinstance(cache, (str, Path)) else (type(cache).__name__ if cache else None)
-    cache = _open_cache(cache)
+    cache = _open_cache(cache, progress)
     names = resolve_archs(archs)
     meta = run_metadata(seed=seed, amp=amp or "none", compiled=bool(compile), batch_size=batch_size,
                         cache=cache_url or "none")

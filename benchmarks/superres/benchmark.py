@@ -135,6 +135,7 @@ def result_rows(models: list[Trainee], tests: dict[str, list[SRImage]], scale: i
                              "value": scores[name][metric] if m.ok else math.nan, "status": m.status,
                              "best_iteration": m.best_step if m.ok else np.nan,
                              "val_psnr": m.best_score if m.ok else np.nan, "val_psnr_initial": m.initial_score,
+                             "config": m.gen.config,
                              "n_images": len(tests[name])})
     return rows
 
