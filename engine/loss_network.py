@@ -78,7 +78,12 @@ class LossNetwork(nn.Module):
         self.eval()
 
     def _build(self) -> None:
-        """Cut the meta model at the taps and load the weights into the prefix."""
+        """Cut the meta model at the taps and load the weights into the prefix (outside inference mode whatever
+        the caller's: a lazy network first used by the cache must still serve autograd afterwards)."""
+        with torch.inference_mode(False):
+            self._build_prefix()
+
+    def _build_prefix(self) -> None:
         with torch.device("meta"):  # shapes only: the weights are loaded into the kept prefix below
             full = self.arch.build()
         body = truncate(full, {t.module: t.layer for t in self.taps})

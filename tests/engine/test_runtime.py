@@ -122,3 +122,12 @@ def test_sub_network_is_the_shorter_prefix_of_the_same_weights():
     assert not any(n.startswith("_subs") for n, _ in net.named_modules())
     with pytest.raises(ValueError, match="not taps of this network"):
         net.sub(("L",))
+
+
+def test_a_lazy_network_first_used_in_inference_mode_still_serves_autograd():
+    net = LossNetwork("squeezenet1_1", layers=("E",), weights="random", device="cpu", lazy=True)
+    with torch.inference_mode():
+        net(torch.rand(1, 3, 32, 32))
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    net(x)["E"].sum().backward()
+    assert x.grad is not None and not any(p.is_inference() for p in net.parameters())
