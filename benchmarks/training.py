@@ -107,12 +107,14 @@ class Task:
     def loss(self, model: Callable, inputs: Any, features: Callable[[torch.Tensor], torch.Tensor],
              target: torch.Tensor) -> torch.Tensor:
         """The training loss of one model on one batch. ``model`` calls the (possibly compiled) model under the
-        loss network's autocast (compute the loss terms in fp32: cast its outputs); ``features(images)`` gives the loss network's features at this model's tap
-        (with gradients); ``target`` the target features at that tap (fp32, no gradients)."""
+        loss network's autocast (compute the loss terms in fp32: cast its outputs); ``features(images)`` gives
+        the loss network's features at this model's tap (with gradients); ``target`` the target features at
+        that tap (fp32, no gradients)."""
         raise NotImplementedError
 
-    def validate(self, model: nn.Module, tap: "Trainee") -> float:
-        """The validation score of a model (in eval mode; raise :class:`Collapse` for a collapsed one)."""
+    def validate(self, model: nn.Module, trainee: "Trainee") -> float:
+        """The validation score of a model (in eval mode; raise :class:`Collapse` for a collapsed one);
+        ``trainee`` gives its loss network's features and targets where the score needs them."""
         raise NotImplementedError
 
 
@@ -211,7 +213,8 @@ class TargetFeatures:
         first = {name: i for i, name in reversed(list(enumerate(ids)))}
         load = lambda wanted: target[[first[i] for i in wanted]]  # noqa: E731
         feats = self.cache.get_or_compute(self.net, key.dataset, unique, load, preprocessing=key.preprocessing)
-        pos = torch.tensor([unique.index(n) for n in ids])
+        where = {name: k for k, name in enumerate(unique)}
+        pos = torch.tensor([where[n] for n in ids])
         # cached tensors may be inference tensors or fp16: copy to fp32 so autograd can save them
         return {k: v[pos].to(self.net.device).float().clone() for k, v in feats.items()}
 
