@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -25,6 +26,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from lossnets.cache import open_cache
 from lossnets.engine import LossNetwork
 
 CONSTANT_STD = 1e-4  # an output whose per-image standard deviation stays below this is "constant"
@@ -219,14 +221,6 @@ class TargetFeatures:
         return {k: v[pos].to(self.net.device).float().clone() for k, v in feats.items()}
 
 
-def open_cache(cache):
-    """A FeatureCache for a URL (quiet), or the cache object as given (None: no cache)."""
-    if not isinstance(cache, (str, os.PathLike)):
-        return cache
-    from lossnets.cache import FeatureCache
-    return FeatureCache(str(cache), progress=False)
-
-
 def _to_device(x, device: torch.device, channels_last: bool):
     if isinstance(x, (tuple, list)):
         return type(x)(_to_device(v, device, channels_last) for v in x)
@@ -258,17 +252,25 @@ def train_step(t: Trainee, task: Task, inputs, target: torch.Tensor) -> float:
     return value
 
 
+@contextmanager
+def eval_mode(model: nn.Module):
+    """``model`` in eval mode inside the block, back in the mode it had after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def validate(t: Trainee, task: Task) -> float:
     """The task's validation score of one model in eval mode; a collapse or a non-finite score is recorded."""
-    was_training = t.model.training
-    t.model.eval()
     try:
-        score = float(task.validate(t.model, t))
+        with eval_mode(t.model):
+            score = float(task.validate(t.model, t))
     except Collapse as e:
         t.collapse(str(e))
         return math.nan
-    finally:
-        t.model.train(was_training)
     if not math.isfinite(score):
         t.collapse("non-finite validation score")
     return score
@@ -291,7 +293,7 @@ class Lockstep:
             raise ValueError("the loss networks of one lockstep run must share a device")
         self.nets, self.task = nets, task
         self.device, self.channels_last = nets[0].device, nets[0].channels_last
-        cache = open_cache(cache)
+        cache = open_cache(cache, progress=False)
         self.trainees = build_trainees(nets, task, seed)
         self.targets = {id(net): TargetFeatures(net, cache) for net in nets}
         for t in self.trainees:
@@ -367,4 +369,4 @@ def train_lockstep(nets: LossNetwork | list[LossNetwork], task: Task, *, steps: 
 
 
 __all__ = ["PROTOCOLS", "check_protocol", "Batch", "BatchSampler", "CacheKey", "Collapse", "Task", "Trainee", "TargetFeatures", "Lockstep", "train_lockstep", "train_step",
-           "build_trainees", "check_output", "feature_loss", "default_val_every", "open_cache", "save_checkpoints"]
+           "build_trainees", "check_output", "feature_loss", "default_val_every", "eval_mode", "save_checkpoints"]

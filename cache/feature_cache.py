@@ -7,6 +7,7 @@ Each of these gives one :class:`CacheWarning` line, and the run goes on computin
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections import Counter
@@ -43,6 +44,13 @@ class _Result:
                 return
             self.tensor = values.new_empty((self.n, *values.shape[1:]))
         self.tensor[torch.from_numpy(np.asarray(positions, dtype=np.int64))] = values
+
+
+def open_cache(cache, **options) -> "FeatureCache | None":
+    """A FeatureCache opened with ``options`` on ``cache`` if it is a URL or path; a cache object (or None) as given."""
+    if isinstance(cache, (str, os.PathLike)):
+        return FeatureCache(str(cache), **options)
+    return cache
 
 
 class FeatureCache:

@@ -27,8 +27,8 @@ from lossnets.engine import LossNetwork
 
 from .. import training
 from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, feature_loss,
-                        save_checkpoints)
+from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, eval_mode,
+                        feature_loss, save_checkpoints)
 from .data import DATASETS, MODEL_SIDE, BenchmarkSplits, ImageSet, load_splits, model_input
 from .model import build_autoencoder, kl_divergence
 from .probes import train_probes
@@ -97,9 +97,9 @@ class Autoencoding(Task):
 @torch.no_grad()
 def embed(model, images: ImageSet, dataset: str, device) -> torch.Tensor:
     """The encoder's embeddings (N, embedding) of a split, in eval mode, float32 on CPU."""
-    model.eval()
-    return torch.cat([model.encode(model_input(images.images[i:i + EVAL_BATCH], dataset, device)).float().cpu()
-                      for i in range(0, len(images), EVAL_BATCH)])
+    with eval_mode(model):
+        return torch.cat([model.encode(model_input(images.images[i:i + EVAL_BATCH], dataset, device)).float().cpu()
+                          for i in range(0, len(images), EVAL_BATCH)])
 
 
 def probe_rows(trainees: list[Trainee], splits: BenchmarkSplits, *, protocol: str, epochs: int, batch: int,

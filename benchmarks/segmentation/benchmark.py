@@ -34,8 +34,8 @@ from lossnets.engine import LossNetwork
 
 from .. import training
 from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, feature_loss,
-                        save_checkpoints)
+from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, eval_mode,
+                        feature_loss, save_checkpoints)
 from .data import RoadTiles, fixed_crops, load_split, parse_crops, random_crops
 from .metrics import Counts, count
 from .model import Refiner, build_unet, refinement_loss
@@ -48,13 +48,9 @@ EVAL_BATCH = 4
 @torch.no_grad()
 def predict(model: Refiner, sat: torch.Tensor, device, batch: int = EVAL_BATCH) -> torch.Tensor:
     """The last refinement's road probabilities (float32 (N,1,H,W), on CPU) of uint8 aerial tiles, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return torch.cat([model(sat[i:i + batch].to(device).float().div_(255))[-1].float().cpu()
                           for i in range(0, len(sat), batch)])
-    finally:
-        model.train(was_training)
 
 
 def score(model: Refiner, tiles: RoadTiles, device, threshold: float, tolerance: float, relaxed: bool) -> Counts:

@@ -80,13 +80,11 @@ def _perceptual_distance():
 
 
 def _open_cache(cache, progress: bool = True):
-    if cache is None or not isinstance(cache, (str, Path)):
-        return cache
-    from lossnets.cache import FeatureCache
+    from lossnets.cache import open_cache
     # fp32 on disk: a cached run gives the same figures as an uncached one. fp16 (the cache's default)
     # flushes the tiny activations of deep taps of random-weight nets (googlenet, efficientnet: ~1e-13)
     # to zero, and the distances then tie.
-    return FeatureCache(str(cache), dtype="fp32", progress=progress)
+    return open_cache(cache, dtype="fp32", progress=progress)
 
 
 def _features(net, data: BAPPS, idx: np.ndarray, cache, batch_size: int, progress: bool) -> dict[str, torch.Tensor]:

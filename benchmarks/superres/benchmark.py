@@ -26,8 +26,8 @@ from lossnets.engine import LossNetwork
 from .. import training
 from ..image_metrics import psnr, rgb_to_y, shave, ssim, to_uint8
 from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, feature_loss,
-                        save_checkpoints)
+from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, eval_mode,
+                        feature_loss, save_checkpoints)
 from .data import SRImage, SRSet, load_sr_folder, load_test_folder
 from .model import build_transform_net
 
@@ -41,12 +41,8 @@ def _to_float(x: torch.Tensor, device) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: torch.nn.Module, lr: torch.Tensor, device, batch: int = EVAL_BATCH) -> torch.Tensor:
     """SR outputs in [0,1] (float32, on CPU) of uint8 LR images (N,3,h,w), in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return torch.cat([model(_to_float(lr[i:i + batch], device)).float().cpu() for i in range(0, len(lr), batch)])
-    finally:
-        model.train(was_training)
 
 
 class SuperResolution(Task):
