@@ -33,7 +33,7 @@ def _use_triton(*xs: Tensor) -> bool:
     return all(x.dtype in _TRITON_DTYPES for x in xs) and _triton() is not None
 
 
-# perceptual distance
+# perceptual distance: per sample (N,), or its per-channel terms (N, C)
 
 @torch.library.custom_op("lossnets::perceptual_distance", mutates_args=())
 def _pd(f0: Tensor, f1: Tensor, weight: Optional[Tensor]) -> Tensor:
@@ -52,19 +52,33 @@ def _pd_fake(f0: Tensor, f1: Tensor, weight: Optional[Tensor]) -> Tensor:
     return f0.new_empty(f0.shape[0], dtype=acc_dtype(f0))
 
 
+@torch.library.custom_op("lossnets::perceptual_channel_distance", mutates_args=())
+def _pcd(f0: Tensor, f1: Tensor, weight: Optional[Tensor]) -> Tensor:
+    return reference.perceptual_channel_distance(f0, f1, weight)
+
+
+@_pcd.register_kernel("cuda")
+def _pcd_cuda(f0: Tensor, f1: Tensor, weight: Optional[Tensor]) -> Tensor:
+    if _use_triton(f0, f1):
+        return _triton().perceptual.forward(f0, f1, weight, per_channel=True)
+    return reference.perceptual_channel_distance(f0, f1, weight)
+
+
+@_pcd.register_fake
+def _pcd_fake(f0: Tensor, f1: Tensor, weight: Optional[Tensor]) -> Tensor:
+    return f0.new_empty(f0.shape[:2], dtype=acc_dtype(f0))
+
+
+# The backward ops of both: grad is (N,) for the distance, (N, C) for its per-channel terms.
+
 def _pd_bwd_reference(grad: Tensor, f0: Tensor, f1: Tensor, weight: Optional[Tensor],
                       need_weight_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
-    g0, g1, gw = reference.perceptual_distance_backward(grad, f0, f1, weight)
+    per_channel = grad.dim() == 2
+    fn = reference.perceptual_channel_distance_backward if per_channel else reference.perceptual_distance_backward
+    g0, g1, gw = fn(grad, f0, f1, weight)
     return g0, g1, gw if need_weight_grad and weight is not None else gw.new_empty(0)
 
 
-@torch.library.custom_op("lossnets::perceptual_distance_backward", mutates_args=())
-def _pd_bwd(grad: Tensor, f0: Tensor, f1: Tensor, weight: Optional[Tensor],
-            need_weight_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
-    return _pd_bwd_reference(grad, f0, f1, weight, need_weight_grad)
-
-
-@_pd_bwd.register_kernel("cuda")
 def _pd_bwd_cuda(grad: Tensor, f0: Tensor, f1: Tensor, weight: Optional[Tensor],
                  need_weight_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
     if _use_triton(f0, f1):
@@ -72,11 +86,16 @@ def _pd_bwd_cuda(grad: Tensor, f0: Tensor, f1: Tensor, weight: Optional[Tensor],
     return _pd_bwd_reference(grad, f0, f1, weight, need_weight_grad)
 
 
-@_pd_bwd.register_fake
 def _pd_bwd_fake(grad: Tensor, f0: Tensor, f1: Tensor, weight: Optional[Tensor],
                  need_weight_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
     c = f0.shape[1] if need_weight_grad and weight is not None else 0
     return torch.empty_like(f0), torch.empty_like(f1), f0.new_empty(c, dtype=acc_dtype(f0))
+
+
+for _name in ("perceptual_distance_backward", "perceptual_channel_distance_backward"):
+    _bwd = torch.library.custom_op(f"lossnets::{_name}", _pd_bwd_reference, mutates_args=())
+    _bwd.register_kernel("cuda", _pd_bwd_cuda)
+    _bwd.register_fake(_pd_bwd_fake)
 
 
 def _pd_setup(ctx, inputs, output) -> None:
@@ -87,11 +106,14 @@ def _pd_setup(ctx, inputs, output) -> None:
 def _pd_backward(ctx, grad: Tensor):
     f0, f1, weight = ctx.saved_tensors
     need_gw = weight is not None and ctx.needs_input_grad[2]
-    g0, g1, gw = torch.ops.lossnets.perceptual_distance_backward(grad, f0, f1, weight, need_gw)
+    bwd = torch.ops.lossnets.perceptual_channel_distance_backward if grad.dim() == 2 else \
+        torch.ops.lossnets.perceptual_distance_backward
+    g0, g1, gw = bwd(grad, f0, f1, weight, need_gw)
     return g0, g1, gw.to(weight.dtype) if need_gw else None
 
 
-_pd.register_autograd(_pd_backward, setup_context=_pd_setup)
+for _op in (_pd, _pcd):
+    _op.register_autograd(_pd_backward, setup_context=_pd_setup)
 
 
 # feature MSE
@@ -151,12 +173,16 @@ def _check(a: Tensor, b: Tensor) -> None:
         raise TypeError(f"expected floating-point feature maps, got {a.dtype} and {b.dtype}")
 
 
-def perceptual_distance(f0: Tensor, f1: Tensor, weight: Tensor | None = None) -> Tensor:
+def perceptual_distance(f0: Tensor, f1: Tensor, weight: Tensor | None = None,
+                        per_channel: bool = False) -> Tensor:
     """LPIPS eq. 1: per sample, channel-unit-normalise both maps, subtract, square, weight per channel,
-    sum over channels, mean over H*W. ``weight`` (C,) or None (all ones, the baseline). Returns (N,)."""
+    sum over channels, mean over H*W. ``weight`` (C,) or None (all ones, the baseline). Returns (N,);
+    with ``per_channel`` the (N, C) terms of the channel sum instead (``.sum(1)`` is the distance)."""
     _check(f0, f1)
     if weight is not None and weight.shape != (f0.shape[1],):
         raise ValueError(f"weight must have shape ({f0.shape[1]},), got {tuple(weight.shape)}")
+    if per_channel:
+        return torch.ops.lossnets.perceptual_channel_distance(f0, f1, weight)
     return torch.ops.lossnets.perceptual_distance(f0, f1, weight)
 
 

@@ -41,14 +41,36 @@ def perceptual_distance(f0: torch.Tensor, f1: torch.Tensor, weight: torch.Tensor
     return ((a - b).pow(2) * _weight(weight, a)).sum(1).mean((1, 2))
 
 
+def perceptual_channel_distance(f0: torch.Tensor, f1: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The per-channel terms of perceptual_distance, w_c (f0/|f0| - f1/|f1|)_c^2 averaged over H*W. Shape (N, C)."""
+    dt = acc_dtype(f0)
+    a, _ = _normalize(f0.to(dt))
+    b, _ = _normalize(f1.to(dt))
+    return ((a - b).pow(2) * _weight(weight, a)).mean((2, 3))
+
+
 def perceptual_distance_backward(grad: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
                                  weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Closed-form gradients w.r.t. f0, f1 (in their dtype and layout) and the weight (C,)."""
+    return _backward(grad.view(-1, 1, 1, 1), f0, f1, weight)
+
+
+def perceptual_channel_distance_backward(
+        grad: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
+        weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same for perceptual_channel_distance, given the (N, C) gradient of its terms."""
+    return _backward(grad.view(*grad.shape, 1, 1), f0, f1, weight)
+
+
+def _backward(grad: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
+              weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The chain rule through the normalisation for an upstream gradient per sample (N, 1, 1, 1) or per
+    sample and channel (N, C, 1, 1)."""
     dt = acc_dtype(f0)
-    n, _, h, w = f0.shape
+    _, _, h, w = f0.shape
     a, inv0 = _normalize(f0.to(dt))
     b, inv1 = _normalize(f1.to(dt))
-    go = grad.to(dt).view(n, 1, 1, 1) / (h * w)
+    go = grad.to(dt) / (h * w)
     d = a - b
     g = 2 * go * _weight(weight, a) * d  # dL/da = -dL/db
     g0 = inv0 * (g - a * (a * g).sum(1, keepdim=True))

@@ -34,19 +34,42 @@ def make(shape, dtype, layout, seed=0, device="cpu"):
     return f0.to(device), f1.to(device), w.to(device)
 
 
+def _leaves(*ts):
+    """Float64 CPU copies of the (rounded) inputs that require grad; None stays None."""
+    return [None if t is None else t.detach().cpu().double().requires_grad_() for t in ts]
+
+
+def _gold(value, leaves, grad):
+    """value and its autograd gradients w.r.t. the leaves that are not None."""
+    return value.detach(), torch.autograd.grad(value, [t for t in leaves if t is not None], grad.cpu().double())
+
+
 def gold_perceptual(f0, f1, w, grad):
     """Float64 values and autograd gradients of the reference at the same (rounded) inputs."""
-    x, y = (t.detach().cpu().double().requires_grad_() for t in (f0, f1))
-    wd = None if w is None else w.detach().cpu().double().requires_grad_()
-    d = reference.perceptual_distance(x, y, wd)
-    gs = torch.autograd.grad(d, [t for t in (x, y, wd) if t is not None], grad.cpu().double())
-    return d.detach(), gs
+    x, y, wd = _leaves(f0, f1, w)
+    return _gold(reference.perceptual_distance(x, y, wd), (x, y, wd), grad)
+
+
+def gold_channels(f0, f1, w, grad):
+    """Float64 per-channel terms (N, C) and their autograd gradients for an (N, C) ``grad``, written out
+    here (not reference.py's): w_c times the mean over H*W of (x/sqrt(|x|^2 + EPS) - y/sqrt(|y|^2 + EPS))_c^2."""
+    x, y, wd = _leaves(f0, f1, w)
+    a, b = (t / (t * t).sum(1, keepdim=True).add(reference.EPS).sqrt() for t in (x, y))
+    m = ((a - b) ** 2).flatten(2).mean(2)
+    return _gold(m if wd is None else m * wd, (x, y, wd), grad)
+
+
+def upstream(shape, per_channel, device="cpu"):
+    """A non-uniform gradient for the distance (N,) or for its per-channel terms (N, C), signs mixed
+    for the latter."""
+    n, c = shape[:2]
+    return torch.linspace(-1.0, 1.5, n * c, device=device).view(n, c) if per_channel else \
+        torch.linspace(0.5, 1.5, n, device=device)
 
 
 def gold_mse(f, g, grad):
-    x, y = (t.detach().cpu().double().requires_grad_() for t in (f, g))
-    d = reference.feature_mse(x, y)
-    return d.detach(), torch.autograd.grad(d, (x, y), grad.cpu().double())
+    x, y = _leaves(f, g)
+    return _gold(reference.feature_mse(x, y), (x, y), grad)
 
 
 def assert_near(actual, gold, tol, what=""):

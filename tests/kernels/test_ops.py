@@ -4,23 +4,25 @@ import sys
 import pytest
 import torch
 
-from kernel_cases import CASES, TOLS, assert_near, case_id, gold_mse, gold_perceptual, make
+from kernel_cases import CASES, TOLS, assert_near, case_id, gold_channels, gold_mse, gold_perceptual, make, upstream
 from lossnets.kernels import feature_mse, perceptual_distance
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-def test_perceptual_distance_matches_float64(case, weighted):
+@pytest.mark.parametrize("per_channel", [False, True], ids=["distance", "per_channel"])
+def test_perceptual_distance_matches_float64(case, weighted, per_channel):
+    """The distance (N,), or its per-channel terms (N, C) with an (N, C) upstream gradient."""
     shape, dtype, layout = case
     vtol, gtol = TOLS[dtype]
     f0, f1, w = make(shape, dtype, layout)
     w = w.requires_grad_() if weighted else None
     f0.requires_grad_(), f1.requires_grad_()
-    d = perceptual_distance(f0, f1, w)
-    assert d.shape == (shape[0],) and d.dtype == torch.float32
-    grad = torch.linspace(0.5, 1.5, shape[0])
+    d = perceptual_distance(f0, f1, w, per_channel)
+    assert d.shape == (shape[:2] if per_channel else shape[:1]) and d.dtype == torch.float32
+    grad = upstream(shape, per_channel)
     grads = torch.autograd.grad(d, [t for t in (f0, f1, w) if t is not None], grad)
-    gold_d, gold_g = gold_perceptual(f0, f1, w, grad)
+    gold_d, gold_g = (gold_channels if per_channel else gold_perceptual)(f0, f1, w, grad)
     assert_near(d, gold_d, vtol, "value")
     for name, x, g, gg in zip(("f0", "f1", "w"), (f0, f1, w), grads, gold_g):
         assert g.dtype == x.dtype and g.stride() == x.stride(), name

@@ -5,7 +5,8 @@ import os
 import pytest
 import torch
 
-from kernel_cases import LAYOUTS, SHAPES, TOLS, assert_near, case_id, gold_mse, gold_perceptual, make
+from kernel_cases import (LAYOUTS, SHAPES, TOLS, assert_near, case_id, gold_channels, gold_mse, gold_perceptual,
+                          make, upstream)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -23,20 +24,22 @@ CASES = [(shape, dtype, LAYOUTS[(i + j) % 3]) for i, shape in enumerate(SHAPES) 
 def blocks(case):
     """Default tiles (at C=65, H*W=143: three channel blocks, two pixel blocks with masked tails),
     and once 16x16 tiles (at C=37, H*W=35: three channel and three pixel blocks, with tails)."""
-    return [(None, None), (16, 16)] if case == (SHAPES[1], torch.float32, LAYOUTS[0]) else [(None, None)]
+    return [(None, None), (16, 16)] if case is not None and case[:2] == (SHAPES[1], torch.float32) else [(None, None)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_perceptual(case):
+@pytest.mark.parametrize("per_channel", [False, True], ids=["distance", "per_channel"])
+def test_perceptual(case, per_channel):
+    """The distance (N,), or its per-channel terms (N, C) with an (N, C) upstream gradient."""
     shape, dtype, layout = case
     vtol, gtol = TOLS[dtype]
     f0, f1, w = make(shape, dtype, layout, device=DEVICE)
-    grad = torch.linspace(0.5, 1.5, shape[0], device=DEVICE)
+    grad = upstream(shape, per_channel, device=DEVICE)
     for weight in (None, w):
-        gold_d, gold_g = gold_perceptual(f0, f1, weight, grad)
+        gold_d, gold_g = (gold_channels if per_channel else gold_perceptual)(f0, f1, weight, grad)
         for bc, bp in blocks(case) if weight is not None else blocks(None):
-            d = triton_perceptual.forward(f0, f1, weight, block_c=bc, block_p=bp)
-            assert d.dtype == torch.float32
+            d = triton_perceptual.forward(f0, f1, weight, per_channel, block_c=bc, block_p=bp)
+            assert d.dtype == torch.float32 and d.shape == gold_d.shape
             assert_near(d, gold_d, vtol, "value")
             g0, g1, gw = triton_perceptual.backward(grad, f0, f1, weight, True, block_c=bc, block_p=bp)
             assert g0.stride() == f0.stride() and g1.stride() == f1.stride() and g0.dtype == dtype
@@ -83,12 +86,16 @@ def test_all_zero_features():
         assert_near(got, gold, 1e-5, "grad")
 
 
-def test_deterministic():
+@pytest.mark.parametrize("per_channel", [False, True], ids=["distance", "per_channel"])
+def test_deterministic(per_channel):
     f0, f1, w = make((3, 37, 7, 5), torch.float32, "mixed", device=DEVICE)
-    grad = torch.ones(3, device=DEVICE)
-    assert torch.equal(triton_perceptual.forward(f0, f1, w), triton_perceptual.forward(f0, f1, w))
+    grad = upstream(f0.shape, per_channel, device=DEVICE)
+    d = triton_perceptual.forward(f0, f1, w, per_channel)
+    assert torch.equal(d, triton_perceptual.forward(f0, f1, w, per_channel))
     for a, b in zip(triton_perceptual.backward(grad, f0, f1, w, True), triton_perceptual.backward(grad, f0, f1, w, True)):
         assert torch.equal(a, b)
+    if per_channel:  # the channel sum is the distance, to rounding (other order of the sums)
+        torch.testing.assert_close(d.sum(1), triton_perceptual.forward(f0, f1, w), rtol=1e-5, atol=0)
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="the custom ops dispatch to Triton only for CUDA tensors")
@@ -96,4 +103,5 @@ def test_ops_dispatch_to_triton_on_cuda():
     from lossnets.kernels import feature_mse, perceptual_distance
     f0, f1, w = make((3, 65, 13, 11), torch.bfloat16, "mixed", device=DEVICE)
     assert torch.equal(perceptual_distance(f0, f1, w), triton_perceptual.forward(f0, f1, w))
+    assert torch.equal(perceptual_distance(f0, f1, w, per_channel=True), triton_perceptual.forward(f0, f1, w, True))
     assert torch.equal(feature_mse(f0, f1, "none"), triton_mse.forward(f0, f1))
