@@ -1,12 +1,18 @@
 """BAPPS (Zhang et al. 2018) in its official layout: the loader and a small synthetic stand-in.
 
-Layout read (the official archives ``twoafc_val`` and ``jnd``)::
+Layout read, split ``val`` (the official archives ``twoafc_val`` and ``jnd``)::
 
     DIR/2afc/val/<subset>/{ref,p0,p1}/<name>.png   DIR/2afc/val/<subset>/judge/<name>.npy
     DIR/jnd/val/<subset>/{p0,p1}/<name>.png        DIR/jnd/val/<subset>/same/<name>.npy
 
-Files are paired by name. ``judge`` is the fraction of people who found p1 closer to ref, ``same``
-the fraction who found p0 and p1 identical: float arrays of shape (1,) in [0, 1].
+and split ``train`` (the archive ``twoafc_train``: traditional, cnn and mix, 56.6k / 38.1k / 56.6k
+triplets, on which the LPIPS "lin" weights are trained)::
+
+    DIR/2afc/train/<subset>/{ref,p0,p1}/<name>.png DIR/2afc/train/<subset>/judge/<name>.npy
+
+DIR may also be the folder above ``dataset/``, where the official archives unpack. Files are paired
+by name. ``judge`` is the fraction of people who found p1 closer to ref, ``same`` the fraction who
+found p0 and p1 identical: float arrays of shape (1,) in [0, 1].
 
 Images are decoded once, resized to 64x64 with PIL bilinear and kept as uint8; identical images
 (by content) are stored once, so the features of each are computed once.
@@ -34,6 +40,11 @@ from ..data.photos import SYNTHETIC_MARKER, photo_patches
 SIZE = 64
 TWOAFC_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")
 JND_SUBSETS = ("traditional", "cnn")
+TRAIN_SUBSETS = ("traditional", "cnn", "mix")  # 2afc/train/<subset>, in the official order
+SPLITS = ("val", "train")
+SPLIT_KINDS = {"val": ("2afc", "jnd"), "train": ("2afc",)}  # the kinds each split has
+_EXPECTED = {"val": "2afc/val/<subset>/ref,p0,p1,judge or jnd/val/<subset>/p0,p1,same",
+             "train": "2afc/train/<subset>/ref,p0,p1,judge, e.g. from the twoafc_train archive"}
 KINDS = {"2afc": (("ref", "p0", "p1"), "judge"), "jnd": (("p0", "p1"), "same")}
 
 
@@ -45,7 +56,7 @@ class BappsError(ValueError):
 class Subset:
     """One subset: per item the indices of its images in ``BAPPS.images`` and the human judgment."""
     kind: str  # "2afc" or "jnd"
-    name: str  # e.g. "2afc/val/cnn"
+    name: str  # e.g. "2afc/val/cnn", "2afc/train/mix"
     names: list[str]  # item file stems, sorted
     index: dict[str, np.ndarray]  # "ref"/"p0"/"p1" -> int64 (n,) into BAPPS.images
     target: np.ndarray  # float64 (n,): judge (2afc) or same (jnd)
@@ -62,6 +73,7 @@ class BAPPS:
     keys: list[str]  # content digest of each image (cache item ids)
     synthetic: bool = False
     info: dict = field(default_factory=dict)  # contents of the synthetic marker
+    split: str = "val"  # "val" or "train": which split the subsets come from
 
     @property
     def label(self) -> str:
@@ -83,36 +95,54 @@ class BAPPS:
         return self._pos
 
 
-def _order(kind: str, name: str) -> tuple:
-    official = TWOAFC_SUBSETS if kind == "2afc" else JND_SUBSETS
+def _check_split(split, root) -> None:
+    if split not in SPLITS:
+        raise BappsError(f"unknown BAPPS split {split!r} for {root}; expected one of "
+                         f"{', '.join(repr(s) for s in SPLITS)} ({'; '.join(_EXPECTED[s] for s in SPLITS)})")
+
+
+def _order(kind: str, name: str, split: str = "val") -> tuple:
+    official = TRAIN_SUBSETS if split == "train" else TWOAFC_SUBSETS if kind == "2afc" else JND_SUBSETS
     return (official.index(name) if name in official else len(official), name)
 
 
-def find_subsets(root: str | Path) -> list[str]:
-    """Names (``2afc/val/<subset>``, ``jnd/val/<subset>``) of the subsets present under root."""
+def find_subsets(root: str | Path, split: str = "val") -> list[str]:
+    """Names of the subsets of one split present under root: ``2afc/val/<subset>`` then ``jnd/val/<subset>``
+    (split ``val``) or ``2afc/train/<subset>`` (split ``train``), official subsets first in their order."""
     root = Path(root)
+    _check_split(split, root)
     out = []
-    for kind in KINDS:
-        base = root / kind / "val"
+    for kind in SPLIT_KINDS[split]:
+        base = root / kind / split
         if base.is_dir():
-            names = sorted((p.name for p in base.iterdir() if p.is_dir()), key=lambda n: _order(kind, n))
-            out += [f"{kind}/val/{n}" for n in names]
+            names = sorted((p.name for p in base.iterdir() if p.is_dir()), key=lambda n: _order(kind, n, split))
+            out += [f"{kind}/{split}/{n}" for n in names]
     return out
 
 
-def resolve_root(root: str | Path) -> Path:
-    """root itself, or root/dataset (where the official archives unpack) if only that holds the data."""
+def resolve_root(root: str | Path, split: str | None = None) -> Path:
+    """root itself, or root/dataset (where the official archives unpack) if only that holds the data.
+
+    With ``split``, the folder holding that split wins; otherwise (or if neither holds it) any split counts.
+    """
     root = Path(root)
     if not root.is_dir():
         raise BappsError(f"BAPPS folder {root} does not exist")
-    if not find_subsets(root) and find_subsets(root / "dataset"):
-        return root / "dataset"
+    tries = [SPLITS]
+    if split is not None:
+        _check_split(split, root)
+        tries.insert(0, (split,))
+    for splits in tries:
+        for folder in (root, root / "dataset"):
+            if any(find_subsets(folder, s) for s in splits):
+                return folder
     return root
 
 
 def select_subsets(available: list[str], wanted=None) -> list[str]:
-    """Filter subset names: full names (``2afc/val/cnn``), a kind (``2afc``, ``jnd``), ``kind/subset``
-    (``jnd/cnn``) or a bare subset name (``cnn``, in every kind that has it)."""
+    """Filter subset names: full names (``2afc/val/cnn``, ``2afc/train/mix``), a kind (``2afc``, ``jnd``),
+    ``kind/split`` (``2afc/train``), ``kind/subset`` (``jnd/cnn``) or a bare subset name (``cnn``, in every
+    kind that has it)."""
     if not wanted:
         return list(available)
     chosen = []
@@ -120,7 +150,7 @@ def select_subsets(available: list[str], wanted=None) -> list[str]:
         w = w.strip("/")
         hits = [s for s in available
                 if w == s or w == s.split("/")[0] or w == s.split("/")[-1]
-                or w == f"{s.split('/')[0]}/{s.split('/')[-1]}"]
+                or w == f"{s.split('/')[0]}/{s.split('/')[-1]}" or w == s.rsplit("/", 1)[0]]
         if not hits:
             raise BappsError(f"no subset {w!r}; found: {', '.join(available) or 'none'}")
         chosen += [h for h in hits if h not in chosen]
@@ -164,15 +194,36 @@ def _pair_files(folder: Path, kind: str) -> tuple[list[str], dict[str, list[Path
     return all_stems, {d: [found[d][s] for s in all_stems] for d in image_dirs}, [found[target_dir][s] for s in all_stems]
 
 
-def load_bapps(root: str | Path, subsets=None, *, size: int = SIZE, workers: int | None = None,
-               progress: bool = False) -> BAPPS:
-    """Load the BAPPS val subsets found under root (or those chosen by ``subsets``)."""
-    root = resolve_root(root)
-    available = find_subsets(root)
+def _other_splits_hint(root: Path, split: str, wanted=None) -> str:
+    """``; the train split holds ...: pass split='train'`` when another split has what was asked for, else ''."""
+    for other in SPLITS:
+        if other == split:
+            continue
+        found = find_subsets(root, other)
+        if wanted:
+            try:
+                found = select_subsets(found, wanted)
+            except BappsError:
+                found = []
+        if found:
+            return f"; the {other} split holds {', '.join(found)}: pass split={other!r}"
+    return ""
+
+
+def load_bapps(root: str | Path, subsets=None, *, split: str = "val", size: int = SIZE,
+               workers: int | None = None, progress: bool = False) -> BAPPS:
+    """Load the BAPPS subsets of ``split`` (``val``: 2afc/val/* and jnd/val/*; ``train``: 2afc/train/*)
+    found under root, or those of them chosen by ``subsets`` (see :func:`select_subsets`)."""
+    _check_split(split, root)
+    root = resolve_root(root, split)
+    available = find_subsets(root, split)
     if not available:
-        raise BappsError(f"{root} holds no BAPPS subsets (expected 2afc/val/<subset>/ref,p0,p1,judge "
-                         "or jnd/val/<subset>/p0,p1,same)")
-    names = select_subsets(available, subsets)
+        raise BappsError(f"{root} holds no BAPPS subsets of the {split} split (expected {_EXPECTED[split]})"
+                         + _other_splits_hint(root, split))
+    try:
+        names = select_subsets(available, subsets)
+    except BappsError as e:
+        raise BappsError(str(e) + _other_splits_hint(root, split, subsets)) from None
     plan = []  # (subset name, kind, stems, {dir: paths}, target paths)
     for name in names:
         kind = name.split("/")[0]
@@ -218,7 +269,7 @@ def load_bapps(root: str | Path, subsets=None, *, size: int = SIZE, workers: int
     marker = root / SYNTHETIC_MARKER
     info = json.loads(marker.read_text()) if marker.is_file() else {}
     images = torch.stack(store) if store else torch.empty(0, 3, size, size, dtype=torch.uint8)
-    return BAPPS(root, out, images, keys, synthetic=marker.is_file(), info=info)
+    return BAPPS(root, out, images, keys, synthetic=marker.is_file(), info=info, split=split)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,12 +344,15 @@ FAMILIES = {  # which distortions make up each made subset (named after the offi
     "color": ("colorshift", "saturation", "gamma", "brightness"),
     "frameinterp": ("ghost", "shift", "blur"),
 }
+# the training split's "mix": traditional and cnn operations together
+FAMILIES["mix"] = tuple(dict.fromkeys(FAMILIES["traditional"] + FAMILIES["cnn"]))
+CHAINED = ("cnn", "mix")  # families that apply one or two operations in a row (the others one)
 
 
 def _random_distortion(x: np.ndarray, family: str, rng: np.random.Generator) -> np.ndarray:
     ops = FAMILIES[family]
     y = x
-    for _ in range(1 if family != "cnn" else int(rng.integers(1, 3))):
+    for _ in range(int(rng.integers(1, 3)) if family in CHAINED else 1):
         y = _distort(y, ops[int(rng.integers(len(ops)))], float(rng.uniform(0.05, 1.0)), rng)
     out = _u8(y)
     if np.array_equal(out, _u8(x)):  # never an undistorted copy (keeps distances distinct)
@@ -311,14 +365,55 @@ def _pixel_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255)
 
 
+def _made_triplet(ref: np.ndarray, family: str, rng: np.random.Generator) -> tuple[dict, float]:
+    """A 2AFC triplet on ref and its SYNTHETIC judge: 5 simulated raters (val and train alike)."""
+    x = ref.astype(np.float64)
+    p0 = _random_distortion(x, family, rng)
+    p1 = _random_distortion(x, family, rng)
+    while np.array_equal(p0, p1):  # two different distortions (no exact ties by construction)
+        p1 = _random_distortion(x, family, rng)
+    d0, d1 = _pixel_distance(ref, p0), _pixel_distance(ref, p1)
+    prob = 1 / (1 + np.exp(-((d0 - d1) / 0.02 + rng.normal(0, 1.0))))
+    return {"ref": ref, "p0": p0, "p1": p1}, rng.binomial(5, prob) / 5
+
+
+def _made_pair(ref: np.ndarray, family: str, rng: np.random.Generator) -> tuple[dict, float]:
+    """A JND pair (ref, a distortion) and its SYNTHETIC same: 3 simulated raters."""
+    p1 = _random_distortion(ref.astype(np.float64), family, rng)
+    d = _pixel_distance(ref, p1)
+    prob = 1 / (1 + np.exp((d - 0.06) / 0.02 + rng.normal(0, 1.0)))
+    return {"p0": ref, "p1": p1}, rng.binomial(3, prob) / 3
+
+
+def _write_made(root: Path, counts, patches, rng: np.random.Generator) -> None:
+    """Write ``n`` made items per (kind, split, subset, n) in counts, each on the next patch."""
+    at = 0
+    for kind, split, sub, n in counts:
+        folder = root / kind / split / sub
+        make = _made_triplet if kind == "2afc" else _made_pair
+        for i in range(n):
+            ims, target = make(patches[at], sub, rng)
+            at += 1
+            stem = f"{i:06d}"
+            for d_name, im in ims.items():
+                save_png(im, folder / d_name / f"{stem}.png")
+            tdir = folder / KINDS[kind][1]
+            tdir.mkdir(parents=True, exist_ok=True)
+            np.save(tdir / f"{stem}.npy", np.array([target], dtype=np.float64))
+
+
 README = """SYNTHETIC BAPPS-LIKE DATA -- NOT THE BAPPS DATA SET, NOT HUMAN JUDGMENTS.
 
-Written by `lossnets data make-bapps` (lossnets {version}) with seed {seed} and size {size}.
+Written by `lossnets data make-bapps` (lossnets {version}) with seed {seed}, size {size} (2AFC val triplets
+per subset), jnd_size {jnd_size} (JND pairs per subset) and train_size {train_size} (2AFC train triplets
+per subset).
 Images: {patch}x{patch} patches of the photos that scikit-image ships, distorted by simple operations
 (noise, blur, JPEG, contrast, colour shifts, resampling, sharpening, shifts, ghosting). Subset names
-copy the official BAPPS layout (2afc/val/<subset>, jnd/val/<subset>) but the subsets only loosely
-imitate their distortion families.
-Judgments are SYNTHETIC: judge = fraction of 5 simulated raters preferring p1, drawn from
+copy the official BAPPS layout (2afc/val/<subset>, jnd/val/<subset> and the training split
+2afc/train/<subset>: {train_subsets}) but the subsets only loosely imitate their distortion families
+("mix" draws from the operations of "traditional" and "cnn" together). The training split is made from
+other photo patches than the val subsets.
+Judgments are SYNTHETIC (val and train alike): judge = fraction of 5 simulated raters preferring p1, drawn from
 sigmoid(({d0} - {d1}) / scale + noise) with d = pixel RMSE to ref; same = fraction of 3 simulated raters,
 drawn from a probability that falls with the pixel RMSE of the pair plus noise.
 Use this set for tests and demos only. Scores on it say nothing about human perception.
@@ -326,51 +421,38 @@ The file {marker} marks the set as synthetic; lossnets labels every result row f
 """
 
 
-def make_bapps(root: str | Path, *, size: int = 24, jnd_size: int | None = None, seed: int = 0,
-               twoafc_subsets=TWOAFC_SUBSETS, jnd_subsets=JND_SUBSETS, patch: int = SIZE) -> Path:
+def make_bapps(root: str | Path, *, size: int = 24, jnd_size: int | None = None, train_size: int | None = None,
+               seed: int = 0, twoafc_subsets=TWOAFC_SUBSETS, jnd_subsets=JND_SUBSETS,
+               train_subsets=TRAIN_SUBSETS, patch: int = SIZE) -> Path:
     """Write a small synthetic BAPPS-layout set under root (deterministic for a seed).
 
-    ``size`` triplets per 2AFC subset and ``jnd_size`` (default ``size``) pairs per JND subset.
+    ``size`` triplets per 2AFC val subset, ``jnd_size`` (default ``size``) pairs per JND subset and
+    ``train_size`` (default ``2 * size``; 0: no training split) triplets per 2AFC train subset
+    (``2afc/train/{traditional,cnn,mix}``). The val and JND items do not depend on ``train_size``: the
+    training split is drawn after them, from the patches that follow theirs and its own random stream.
     """
     from lossnets import __version__
     root = Path(root)
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
     jnd_size = size if jnd_size is None else jnd_size
-    counts = [("2afc", s, size) for s in twoafc_subsets] + [("jnd", s, jnd_size) for s in jnd_subsets]
-    patches = photo_patches(sum(n for *_, n in counts), patch, seed=seed)
-    rng = np.random.default_rng([seed, 1])
-    at = 0
-    for kind, sub, n in counts:
-        folder = root / kind / "val" / sub
-        for i in range(n):
-            x = patches[at].astype(np.float64)
-            at += 1
-            stem = f"{i:06d}"
-            if kind == "2afc":
-                p0 = _random_distortion(x, sub, rng)
-                p1 = _random_distortion(x, sub, rng)
-                while np.array_equal(p0, p1):  # two different distortions (no exact ties by construction)
-                    p1 = _random_distortion(x, sub, rng)
-                d0, d1 = _pixel_distance(patches[at - 1], p0), _pixel_distance(patches[at - 1], p1)
-                prob = 1 / (1 + np.exp(-((d0 - d1) / 0.02 + rng.normal(0, 1.0))))
-                target = rng.binomial(5, prob) / 5
-                ims = {"ref": patches[at - 1], "p0": p0, "p1": p1}
-            else:
-                p1 = _random_distortion(x, sub, rng)
-                d = _pixel_distance(patches[at - 1], p1)
-                prob = 1 / (1 + np.exp((d - 0.06) / 0.02 + rng.normal(0, 1.0)))
-                target = rng.binomial(3, prob) / 3
-                ims = {"p0": patches[at - 1], "p1": p1}
-            for d_name, im in ims.items():
-                save_png(im, folder / d_name / f"{stem}.png")
-            tdir = folder / KINDS[kind][1]
-            tdir.mkdir(parents=True, exist_ok=True)
-            np.save(tdir / f"{stem}.npy", np.array([target], dtype=np.float64))
+    train_size = 2 * size if train_size is None else train_size
+    if train_size < 0:
+        raise ValueError(f"train_size must be at least 0, got {train_size}")
+    train_subsets = tuple(train_subsets) if train_size else ()
+    counts = [("2afc", "val", s, size) for s in twoafc_subsets] + [("jnd", "val", s, jnd_size) for s in jnd_subsets]
+    train_counts = [("2afc", "train", s, train_size) for s in train_subsets]
+    n_val = sum(n for *_, n in counts)
+    # one draw for all: the first n_val patches are the same whatever train_size is, the rest are others
+    patches = photo_patches(n_val + sum(n for *_, n in train_counts), patch, seed=seed)
+    _write_made(root, counts, patches[:n_val], np.random.default_rng([seed, 1]))
+    _write_made(root, train_counts, patches[n_val:], np.random.default_rng([seed, 2]))
     info = {"synthetic": True, "generator": "lossnets data make-bapps", "lossnets_version": __version__,
-            "seed": seed, "size": size, "jnd_size": jnd_size, "patch": patch,
+            "seed": seed, "size": size, "jnd_size": jnd_size, "train_size": train_size,
+            "train_subsets": list(train_subsets), "patch": patch,
             "judgments": "synthetic: pixel RMSE plus noise, not human"}
     (root / SYNTHETIC_MARKER).write_text(json.dumps(info, indent=1) + "\n")
-    (root / "README.txt").write_text(README.format(version=__version__, seed=seed, size=size, patch=patch,
-                                                   d0="d0", d1="d1", marker=SYNTHETIC_MARKER))
+    (root / "README.txt").write_text(README.format(
+        version=__version__, seed=seed, size=size, jnd_size=jnd_size, train_size=train_size, patch=patch,
+        train_subsets=", ".join(train_subsets) or "none written", d0="d0", d1="d1", marker=SYNTHETIC_MARKER))
     return root
