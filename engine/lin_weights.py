@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .registry import get_architecture, meta_model
 from .truncate import truncate
 
@@ -107,3 +108,34 @@ def lpips_weights_path(arch: str) -> Path:
 def lpips_lin_weights(arch: str) -> LinWeights:
     """The LPIPS v0.1 lin weights of ``arch`` (alexnet, vgg16 or squeezenet1_1) for its lpips taps."""
     return load_lin_weights(lpips_weights_path(arch), arch, LPIPS_TAPS[arch][1], version=f"lpips-v{LPIPS_VERSION}")
+
+
+def save_lin_weights(path, weights) -> Path:
+    """Write ``weights`` (a (C,) vector per tap, in order) in the lpips package's format, atomically."""
+    state = {f"lin{i}.model.1.weight": torch.as_tensor(w).detach().float().cpu().reshape(1, -1, 1, 1).clone()
+             for i, w in enumerate(weights)}
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def lin_file(folder, arch: str, name: str) -> Path:
+    """Where a folder of lin weights (as `lossnets lin train` writes it) keeps those of ``arch``'s tap set ``name``."""
+    return Path(folder) / arch / f"{name}.pth"
+
+
+def resolve_lin(spec, arch: str, name: str, layers) -> LinWeights:
+    """The lin weights ``spec`` gives the tap set ``name`` (taps ``layers``) of ``arch``: ``"lpips"`` (LPIPS v0.1,
+    for the lpips tap set of alexnet, vgg16 and squeezenet1_1), a file in the lpips format, or a folder of them
+    (``<folder>/<arch>/<name>.pth``)."""
+    if spec == "lpips":
+        if arch not in LPIPS_TAPS or [get_architecture(arch).resolve(m).layer
+                                      for m in LPIPS_TAPS[arch][1]] != list(layers):
+            raise LinWeightsError(f"lin 'lpips' (LPIPS v{LPIPS_VERSION}) weighs the taps of the tap set 'lpips' of "
+                                  f"{', '.join(LPIPS_TAPS)}, not {name} of {arch}")
+        return lpips_lin_weights(arch)
+    path = Path(spec)
+    if path.is_dir():
+        path = lin_file(path, arch, name)
+        if not path.is_file():
+            raise FileNotFoundError(f"lin weights folder {spec} has no {arch}/{name}.pth for the tap set {name} "
+                                    f"of {arch} (train them with `lossnets lin train --out {spec}`)")
+    return load_lin_weights(path, arch, layers)

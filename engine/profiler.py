@@ -42,6 +42,15 @@ def count_macs(module: nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops() // 2
 
 
+def macs_to_taps(arch_name: str, layers, size: int = 224) -> int:
+    """MACs at ``size`` of one pass of the network cut at all of ``layers`` (letters or module paths; a tap
+    set's cost), on the meta device."""
+    arch = get_architecture(arch_name)
+    taps = [arch.resolve(layer) for layer in layers]
+    prefix = truncate(meta_model(arch), {t.module: t.layer for t in taps})
+    return count_macs(prefix, torch.empty(1, 3, size, size, device="meta"))
+
+
 def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
     """Everything that needs no weights: params to the tap, depth, MACs at ``size``, tap shape."""
     arch = get_architecture(arch_name)
