@@ -1,0 +1,64 @@
+"""The statistics store beside the feature cache: a warm run builds no network, any weights rescore it,
+damage is recomputed (synthetic judgments)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from lossnets.benchmarks.similarity import benchmark as similarity
+from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.cache import CacheWarning, StatisticsStore
+from lossnets.engine import LossNetwork
+from lossnets.engine.lin_weights import save_lin_weights
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return load_bapps(make_bapps(tmp_path_factory.mktemp("bapps"), size=2, train_size=0, seed=8))
+
+
+def _net(built=False):
+    return LossNetwork("squeezenet1_1", ("E", "L"), "random", seed=2, device="cpu", lazy=not built)
+
+
+def test_a_warm_run_reads_statistics_and_builds_no_network(data, tmp_path):
+    url = str(tmp_path / "cache")
+    plain = similarity.run(_net(), data, layers=["E", "E+L"], progress=False)
+    cold = similarity.run(_net(), data, layers=["E", "E+L"], cache=url, progress=False)
+    lin = tmp_path / "lin.pth"
+    save_lin_weights(lin, [torch.rand(64), torch.rand(512)])
+    net = _net()
+    warm = similarity.run(net, data, layers=["E", "E+L"], lin=None, cache=url, progress=False)
+    weighted = similarity.run(net, data, layers=["E+L"], lin=str(lin), cache=url, progress=False)
+    assert not net.built  # the statistics store held every pair: no backbone pass, no weights loaded
+    assert list(plain["value"]) == list(cold["value"]) == list(warm["value"])
+    assert set(weighted["lin"]) == {"none", f"lin.pth@{weighted['lin'][weighted['lin'] != 'none'].iloc[0][8:]}"}
+    base = plain[plain["layer"] == "E+L"].set_index("dataset")["value"]
+    e = plain[plain["layer"] == "E"].set_index("dataset")["value"]
+    assert len(base) == len(e) == len(data.subsets) + 2
+
+
+def test_tap_set_distance_is_the_sum_of_its_taps(data):
+    stats = similarity.statistics(_net(), data, progress=False)
+    both = stats.distances(("E", "L"))
+    for sub, names in both.items():
+        for name, d in names.items():
+            np.testing.assert_allclose(d, stats.distances(("E",))[sub][name] + stats.distances(("L",))[sub][name])
+
+
+def test_damaged_statistics_are_recomputed_with_one_warning(data, tmp_path):
+    url = str(tmp_path / "cache")
+    first = similarity.statistics(_net(), data, cache=url, progress=False)
+    store = StatisticsStore(url, statistic="lpips-channel-m", progress=False)
+    entry = next(p for p in (tmp_path / "cache").glob("bapps-pairs/*/*/data/c/0/0"))
+    entry.write_bytes(b"not zstd")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        again = similarity.statistics(_net(), data, cache=url, progress=False)
+    assert any(issubclass(w.category, CacheWarning) and "failed their check" in str(w.message) for w in seen)
+    for layer in ("E", "L"):
+        torch.testing.assert_close(again.m[layer], first.m[layer])
+    assert store.root.entry_names() and all(n.startswith(("bapps/", "bapps-pairs/")) for n in store.root.entry_names())
