@@ -19,7 +19,7 @@ def _add_grid_args(p: argparse.ArgumentParser) -> None:
     """--archs/--layers, shared by every command that runs over the grid."""
     p.add_argument("--archs", nargs="+", action=_Names, default=None, help="architectures (default: all 14)")
     p.add_argument("--layers", nargs="+", action=_Names, default=["E", "S", "M", "L"],
-                   help="taps: letters or module paths")
+                   help="taps: letters or module paths (similarity, lin: also tap sets, E+S+M+L or lpips)")
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,25 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the loss networks")
+
+
+def _add_similarity_args(p: argparse.ArgumentParser) -> None:
+    """The similarity runs' cache, batch, output and progress options."""
+    p.add_argument("--cache", default=None, help="feature cache URL (directory or fsspec URL); the pair statistics "
+                                                  "are stored beside the features")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_lin_training_args(p: argparse.ArgumentParser) -> None:
+    """lpips's lin training procedure's settings (its defaults)."""
+    p.add_argument("--lin-epochs", "--epochs", dest="lin_epochs", type=int, default=10,
+                   help="epochs of lin training, the last --lin-decay-epochs with a linearly decaying lr")
+    p.add_argument("--lin-decay-epochs", type=int, default=None, help="default: half of the epochs (lpips: 5 of 10)")
+    p.add_argument("--lin-batch", type=int, default=50)
+    p.add_argument("--lin-dropout", type=float, default=0.0,
+                   help="drop whole channels of a pair's statistics with this probability (lpips drops single "
+                        "feature differences, which statistics do not hold; default none)")
 
 
 def _add_training_args(p: argparse.ArgumentParser, name: str) -> None:
@@ -78,13 +97,20 @@ def _cmd_demo(args) -> None:
 # --- commands added by each room go below this line, one function each ---
 
 
+def _lin_training(args):
+    from lossnets.benchmarks.similarity.lin_training import LinTraining
+    return LinTraining(epochs=args.lin_epochs, decay_epochs=args.lin_decay_epochs if args.lin_decay_epochs is not None
+                       else args.lin_epochs // 2, batch=args.lin_batch, dropout=args.lin_dropout, seed=args.seed)
+
+
 def _cmd_similarity(args) -> None:
     from lossnets.benchmarks.similarity.benchmark import evaluate
-    df = evaluate(args.archs, args.layers, args.data, weights=args.weights, seed=args.seed, device=args.device,
-                  amp=args.amp, compile=args.compile, cache=args.cache, out=args.out, subsets=args.subsets,
-                  batch_size=args.batch_size, progress=not args.quiet)
+    df = evaluate(args.archs, args.layers, args.data, lin=args.lin, weights=args.weights, seed=args.seed,
+                  device=args.device, amp=args.amp, compile=args.compile, cache=args.cache, out=args.out,
+                  subsets=args.subsets, batch_size=args.batch_size, training=_lin_training(args),
+                  lin_out=args.lin_out, progress=not args.quiet)
     agg = df[df["dataset"].isin(["2afc/val", "jnd/val"])]
-    table = agg.pivot_table(index=["arch", "layer"], columns="dataset", values="value", sort=False)
+    table = agg.pivot_table(index=["arch", "layer", "lin"], columns="dataset", values="value", sort=False)
     print(table.to_string(float_format="%.4f"))
     if (df["data"] == "synthetic").any():
         print("NOTE: the data set is SYNTHETIC (made by `lossnets data make-bapps`): its judgments are not human "
@@ -93,9 +119,40 @@ def _cmd_similarity(args) -> None:
         print(f"wrote {args.out} ({len(df)} rows)")
 
 
+def _cmd_lin(args) -> None:
+    import pandas as pd
+
+    from lossnets.benchmarks.similarity.benchmark import open_stores, statistics
+    from lossnets.benchmarks.similarity.bapps import load_bapps
+    from lossnets.benchmarks.similarity.lin_training import learn_lin
+    from lossnets.benchmarks.sweep.results import write_csv_atomic
+    from lossnets.engine import LossNetwork, resolve_archs
+    from lossnets.engine.tap_sets import tap_sets, union_layers
+    plans = {arch: tap_sets(arch, args.layers) for arch in resolve_archs(args.archs)}
+    val = load_bapps(args.data, progress=not args.quiet)
+    features, _ = open_stores(args.cache, not args.quiet)
+    histories = []
+    for arch, sets in plans.items():
+        net = LossNetwork(arch, union_layers(sets), args.weights, seed=args.seed, device=args.device,
+                          compile=args.compile, amp=args.amp, lazy=True)
+        val_stats = statistics(net, val, cache=features, batch_size=args.batch_size, progress=not args.quiet)
+        _, history = learn_lin(net, args.data, sets, val=val_stats, cache=features, training=_lin_training(args),
+                               out_dir=args.out, batch_size=args.batch_size, progress=not args.quiet)
+        histories.append(history)
+        write_csv_atomic(pd.concat(histories, ignore_index=True), f"{args.out}/lin_train.csv")
+    table = pd.concat(histories, ignore_index=True)
+    last = table.groupby(["arch", "layer"], sort=False).tail(1)
+    print(last[[c for c in ("arch", "layer", "epoch", "loss", "train_2afc", "val_2afc", "val_jnd_map")
+                if c in last.columns]].to_string(index=False, float_format="%.4f"))
+    if (table["data"] == "synthetic").any():
+        print("NOTE: the data set is SYNTHETIC: the weights were fitted to simulated judgments, not human ones")
+    print(f"wrote {args.out}/<arch>/<tap set>.pth (lpips format; use with `lossnets similarity --lin {args.out}`) "
+          f"and {args.out}/lin_train.csv")
+
+
 def _cmd_data_make_bapps(args) -> None:
     from lossnets.benchmarks.similarity.bapps import make_bapps
-    root = make_bapps(args.dir, size=args.size, jnd_size=args.jnd_size, seed=args.seed)
+    root = make_bapps(args.dir, size=args.size, jnd_size=args.jnd_size, train_size=args.train_size, seed=args.seed)
     print(f"wrote a SYNTHETIC BAPPS-layout set to {root} (scikit-image photo patches, SYNTHETIC judgments from a "
           f"pixel metric plus noise, not human; see {root}/README.txt). For tests and demos only.")
 
@@ -287,14 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("similarity", help="benchmark 1: BAPPS 2AFC and JND mAP of every loss network")
     _add_grid_args(p)
     _add_engine_args(p)
-    p.add_argument("--data", required=True, help="BAPPS folder (2afc/val/..., jnd/val/...)")
+    p.add_argument("--data", required=True, help="BAPPS folder (2afc/val/..., jnd/val/...; 2afc/train/... for --lin train)")
     p.add_argument("--subsets", nargs="+", default=None,
                    help="subsets to use: 2afc/val/cnn, jnd, cnn, ... (default: every one found)")
-    p.add_argument("--cache", default=None, help="feature cache URL (directory or fsspec URL)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lin", default=None, metavar="lpips|train|FILE|DIR",
+                   help="also score with LPIPS lin weights: lpips (v0.1, --layers lpips), a file in lpips's format, "
+                        "a folder from `lossnets lin train`, or train (learn them on 2afc/train first)")
+    p.add_argument("--lin-out", default=None, help="with --lin train: folder to write the learned weights to")
     p.add_argument("--out", default="similarity.csv", help="tidy CSV to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_similarity_args(p)
+    _add_lin_training_args(p)
     p.set_defaults(func=_cmd_similarity)
+
+    p = sub.add_parser("lin", help="learned metric: LPIPS lin weights for any loss network and tap set")
+    p.add_argument("action", choices=["train"], help="train: lpips's procedure on BAPPS 2afc/train, from statistics")
+    _add_grid_args(p)
+    _add_engine_args(p)
+    p.add_argument("--data", required=True, help="BAPPS folder with 2afc/train/... (and 2afc/val/..., jnd/val/...)")
+    p.add_argument("--out", required=True, help="folder for <arch>/<tap set>.pth and lin_train.csv")
+    _add_similarity_args(p)
+    _add_lin_training_args(p)
+    p.set_defaults(func=_cmd_lin)
 
     p = sub.add_parser("superres", help="benchmark 2: super-resolution (Johnson et al.) trained with each loss network")
     _add_grid_args(p)
@@ -358,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("dir")
     q.add_argument("--size", type=int, default=24, help="triplets per 2AFC subset")
     q.add_argument("--jnd-size", type=int, default=None, help="pairs per JND subset (default: --size)")
+    q.add_argument("--train-size", type=int, default=None,
+                   help="triplets per 2afc/train subset (traditional, cnn, mix; default 2 x --size; 0: none)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_data_make_bapps)
     q = data_sub.add_parser("download", help="fetch official archives (resumable, verified) and extract them")

@@ -358,7 +358,7 @@ def part_bapps(run: Run) -> Result:
     with tempfile.TemporaryDirectory(prefix="gpu-suite-bapps-") as work:
         run.note("making the set")
         t0 = time.perf_counter()
-        made = make_bapps(Path(work) / "made", size=s.bapps_made)
+        made = make_bapps(Path(work) / "made", size=s.bapps_made, train_size=0)
         t1 = time.perf_counter()
         root = tile_bapps(made, Path(work) / "val", s.bapps_size, s.bapps_jnd_size)
         t2 = time.perf_counter()

@@ -107,7 +107,7 @@ def main(argv=None) -> None:
     os.environ["LOSSNETS_HOME"] = str(work / "home")  # no stored random-weight prefixes from earlier runs
     try:
         t = time.perf_counter()
-        root = make_bapps(work / "bapps", size=args.size, jnd_size=args.jnd_size, seed=args.seed)
+        root = make_bapps(work / "bapps", size=args.size, jnd_size=args.jnd_size, train_size=0, seed=args.seed)
         print(f"made the set in {time.perf_counter() - t:.1f}s", flush=True)
         scores, seconds, computed = {}, {}, {}
         # warm-up (imports, allocator, first-call costs) outside every timing

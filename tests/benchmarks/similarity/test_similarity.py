@@ -6,10 +6,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from lossnets.benchmarks.similarity import benchmark as similarity
 from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
 from lossnets.engine import LossNetwork
+from lossnets.engine.lin_weights import lin_file, save_lin_weights
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +62,12 @@ def test_cache_reads_back(root, net, tmp_path, monkeypatch):
     assert len(merged) == 2 * 3 and np.allclose(merged["value"], merged["value_warm"])
     # fp16 features on disk: the same figures as the plain run up to fp16 rounding
     assert np.allclose(plain["value"], cold["value"], atol=0.1)
-    w = {"E": np.ones(64), "L": np.ones(512)}
-    import torch
-    again = similarity.run(net, data, cache=cache, channel_weights={k: torch.tensor(v) for k, v in w.items()},
-                           progress=False)
-    assert count.n == 0 and np.allclose(again["value"], cold["value"])
+    ones = tmp_path / "ones"  # lin weights of all ones: the baseline again, from the stored statistics
+    for layer, c in (("E", 64), ("L", 512)):
+        save_lin_weights(lin_file(ones, "squeezenet1_1", layer), [torch.ones(c)])
+    again = similarity.run(net, data, cache=cache, lin=str(ones), progress=False)
+    weighted = again[again["lin"] != "none"]
+    assert count.n == 0 and len(weighted) == len(cold) and np.allclose(weighted["value"], cold["value"])
 
 
 def test_evaluate_table(root, tmp_path):

@@ -1,7 +1,6 @@
 """Agreement with the lpips package (its baseline, lpips=False) on a made set, for every 2AFC and JND figure.
 
-Both sides get the same random weights (ours copied into lpips's torchvision slices) and the same
-normalised input (lpips's ScalingLayer set to the ImageNet normalisation); lpips's own
+Both sides get the same random weights and normalised input (``lpips_reference``); lpips's own
 ``score_2afc_dataset``/``score_jnd_dataset`` score its distances. The judgments here are synthetic.
 """
 from __future__ import annotations
@@ -13,18 +12,11 @@ import torch
 from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
 from lossnets.benchmarks.similarity.benchmark import distances, run, score
 from lossnets.engine import LossNetwork
-from lossnets.engine.registry import NORMALIZATIONS
 
 lpips = pytest.importorskip("lpips")
 from lpips import trainer as lpips_trainer  # noqa: E402
+from lpips_reference import LPIPS_LAYERS, OneBatch, images, lpips_model  # noqa: E402
 
-# lpips layer index of each torchvision module path (its slices end at these modules)
-LPIPS_LAYERS = {
-    "alexnet": ("alex", {"features.1": 0, "features.4": 1, "features.7": 2, "features.9": 3, "features.11": 4}),
-    "vgg16": ("vgg", {"features.3": 0, "features.8": 1, "features.15": 2, "features.22": 3, "features.29": 4}),
-    "squeezenet1_1": ("squeeze", {"features.1": 0, "features.4": 1, "features.7": 2, "features.9": 3,
-                                  "features.10": 4, "features.11": 5, "features.12": 6}),
-}
 # our taps E,S,M,L that lpips has, plus lpips layers that are no tap of ours (asked by module path)
 CASES = {
     "alexnet": ("E", "S", "M", "features.9", "L"),
@@ -39,41 +31,17 @@ def data(tmp_path_factory):
     return load_bapps(root)
 
 
-def _lpips_model(net: LossNetwork):
-    lp_name, _ = LPIPS_LAYERS[net.arch.name]
-    model = lpips.LPIPS(net=lp_name, lpips=False, pretrained=False, pnet_rand=True, verbose=False).eval()
-    ours = net.body.state_dict()
-    # lpips's key sliceK.<i>.<param> is torchvision's features.<i>.<param>; every one is in our prefix
-    state = {key: ours["features." + key.split(".", 1)[1]] for key in model.net.state_dict()}
-    model.net.load_state_dict(state)
-    # lpips feeds 2x-1 to (x - shift) / scale; with these both sides see (x - mean) / std
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZATIONS["imagenet"])
-    model.scaling_layer.shift.copy_(2 * mean - 1)
-    model.scaling_layer.scale.copy_(2 * std)
-    return model
-
-
-class _Loader:
-    """What lpips's scoring functions iterate: one batch holding a whole (or pooled) subset."""
-
-    def __init__(self, batch):
-        self.batch = batch
-
-    def load_data(self):
-        return [self.batch]
-
-
 def _lpips_scores(model, net: LossNetwork, data):
     """{(layer, dataset): score} from lpips's distances and lpips's scoring functions."""
     idx_of = LPIPS_LAYERS[net.arch.name][1]
     layer_idx = {t.layer: idx_of[t.module] for t in net.taps}
-    img = lambda i: data.images[torch.from_numpy(i)].float() / 255  # noqa: E731
     per = {}  # (subset, pair) -> list of (N,) per lpips layer
     with torch.no_grad():
         for sub in data.subsets.values():
             pairs = (("ref", "p0"), ("ref", "p1")) if sub.kind == "2afc" else (("p0", "p1"),)
             for a, b in pairs:
-                _, res = model(img(sub.index[a]), img(sub.index[b]), retPerLayer=True, normalize=True)
+                _, res = model(images(data, sub.index[a]), images(data, sub.index[b]), retPerLayer=True,
+                               normalize=True)
                 per[(sub.name, b)] = [r.flatten() for r in res]
     out, dists = {}, {}
     for layer, k in layer_idx.items():
@@ -83,12 +51,12 @@ def _lpips_scores(model, net: LossNetwork, data):
             target = torch.from_numpy(sub.target).float()  # as lpips's loader reads the .npy files
             if sub.kind == "2afc":
                 batch = {"ref": None, "p0": (sub.name, "p0"), "p1": (sub.name, "p1"), "judge": target}
-                score, _ = lpips_trainer.score_2afc_dataset(_Loader(batch), func)
+                score, _ = lpips_trainer.score_2afc_dataset(OneBatch(batch), func)
                 dists[(layer, sub.name, "d0")] = per[(sub.name, "p0")][k].numpy()
                 dists[(layer, sub.name, "d1")] = per[(sub.name, "p1")][k].numpy()
             else:
                 batch = {"p0": None, "p1": (sub.name, "p1"), "same": target}
-                score, _ = lpips_trainer.score_jnd_dataset(_Loader(batch), func)
+                score, _ = lpips_trainer.score_jnd_dataset(OneBatch(batch), func)
                 dists[(layer, sub.name, "d")] = per[(sub.name, "p1")][k].numpy()
                 jnd_keys.append((sub.name, "p1"))
                 jnd_same.append(target)
@@ -96,7 +64,7 @@ def _lpips_scores(model, net: LossNetwork, data):
         pooled = torch.cat([per[key][k] for key in jnd_keys])
         batch = {"p0": None, "p1": "pooled", "same": torch.cat(jnd_same)}
         out[(layer, "jnd/val")], _ = lpips_trainer.score_jnd_dataset(
-            _Loader(batch), lambda a, b: pooled)
+            OneBatch(batch), lambda a, b: pooled)
         out[(layer, "2afc/val")] = np.mean([out[(layer, s.name)] for s in data.of_kind("2afc")])
     return out, dists
 
@@ -104,7 +72,7 @@ def _lpips_scores(model, net: LossNetwork, data):
 @pytest.mark.parametrize("arch", list(CASES))
 def test_agrees_with_lpips(arch, data):
     net = LossNetwork(arch, CASES[arch], "random", seed=0, normalize="imagenet", device="cpu")
-    model = _lpips_model(net)
+    model = lpips_model(net)
     expected, lp_dists = _lpips_scores(model, net, data)
     dists = distances(net, data, progress=False)
     rows = score(dists)

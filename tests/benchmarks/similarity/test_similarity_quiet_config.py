@@ -6,6 +6,7 @@ from lossnets.benchmarks.similarity import benchmark as similarity
 from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
 from lossnets.cache import FeatureCache
 from lossnets.engine import LossNetwork
+from lossnets.engine.lin_weights import save_lin_weights
 
 
 @pytest.fixture(scope="module")
@@ -21,5 +22,7 @@ def test_no_bar_from_the_cache_and_a_config_column(data, tmp_path, capfd, monkey
     assert capfd.readouterr().err == "" and cache.progress and cache.counts["computed"] > 4
     config = f"{net.config} distance=lpips range=uint8 resize=64x64(PIL bilinear)"
     assert set(table["config"]) == {config}
-    weighted = similarity.run(net, data, channel_weights={"E": torch.rand(64)}, progress=False)
-    assert set(weighted["config"]) != {config} and " lin=channel_weights@" in weighted["config"][0]
+    save_lin_weights(tmp_path / "w.pth", [torch.rand(64)])
+    weighted = similarity.run(net, data, lin=str(tmp_path / "w.pth"), progress=False)
+    assert set(weighted[weighted["lin"] == "none"]["config"]) == {config}
+    assert weighted[weighted["lin"] != "none"]["config"].str.contains(" lin=w.pth@").all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lossnets.benchmarks.similarity.benchmark import jnd_map, score_2afc, voc_ap
+from lossnets.benchmarks.similarity.scoring import jnd_map, score_2afc, voc_ap
 
 lpips = pytest.importorskip("lpips")
 
