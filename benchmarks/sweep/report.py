@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .results import PAPER_DATASET, paper_results
+from .results import BASELINE, PAPER_DATASET, paper_results
 
 LOWER_IS_BETTER = {"lpips", "mse", "loss", "error", "distance", "rmse"}
 # benchmarks the paper pools into one "benchmark" for its ranking
@@ -187,6 +187,35 @@ def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def baseline_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows scored without learned channel weights (``lin`` "none" or absent): what the paper reports."""
+    return df[df["lin"].fillna(BASELINE).astype(str) == BASELINE] if "lin" in df.columns else df
+
+
+def learned_metric(df: pd.DataFrame) -> pd.DataFrame:
+    """Per loss network (architecture, tap or tap set) with lin weights: BAPPS val 2AFC and JND of the baseline
+    and of the weighted (learned, or shipped) metric side by side, and which weights those were."""
+    if "lin" not in df.columns:
+        return pd.DataFrame()
+    sim = df[(df["benchmark"] == "similarity") & df["dataset"].isin(["2afc/val", "jnd/val"])]
+    sim = sim.assign(lin=sim["lin"].fillna(BASELINE).astype(str))
+    weighted = sim[sim["lin"] != BASELINE]
+    if weighted.empty:
+        return pd.DataFrame()
+    keys = ["arch", "layer", "dataset"]
+    base = sim[sim["lin"] == BASELINE].groupby(keys)["value"].mean().rename("baseline")
+    rows = weighted.groupby(keys + ["lin"])["value"].mean().rename("weighted").reset_index()
+    rows = rows.join(base, on=keys)
+    rows["gain"] = rows["weighted"] - rows["baseline"]
+    table = rows.pivot_table(index=["arch", "layer", "lin"], columns="dataset", values=["baseline", "weighted", "gain"])
+    table.columns = [f"{d} {v}" for v, d in table.columns]
+    cols = [f"{d} {v}" for d in ("2afc/val", "jnd/val") for v in ("baseline", "weighted", "gain")]
+    table = table.reindex(columns=[c for c in cols if c in table.columns]).reset_index()
+    order = {a: i for i, a in enumerate(_arch_order())}
+    return table.sort_values(["arch", "layer"], key=lambda c: c.map(order) if c.name == "arch" else c).reset_index(
+        drop=True)
+
+
 def _layer_sorted(layers) -> list[str]:
     order = {k: i for i, k in enumerate("ESML")}
     return sorted(set(map(str, layers)), key=lambda x: (order.get(x, 9), x))
@@ -200,11 +229,13 @@ def _arch_order() -> list[str]:
 # -------------------------------------------------------------------------------------------- plots
 
 
-def tap_macs(archs, layers, size: int = 224) -> pd.DataFrame:
-    """MACs at ``size`` up to each tap (the engine's static profiler, on the meta device)."""
-    from lossnets.engine.profiler import static_profile
-    rows = [{"arch": a, "layer": lay, "macs": float(static_profile(a, lay, size)["macs"])}
-            for a in archs for lay in layers]
+def tap_macs(pairs, size: int = 224) -> pd.DataFrame:
+    """MACs at ``size`` up to each (architecture, tap or tap set) of ``pairs`` (the engine's static profiler, on
+    the meta device)."""
+    from lossnets.engine.profiler import macs_to_taps
+    from lossnets.engine.tap_sets import tap_set
+    rows = [{"arch": a, "layer": lay, "macs": float(macs_to_taps(a, tap_set(a, lay).layers, size))}
+            for a, lay in pairs]
     return pd.DataFrame(rows, columns=["arch", "layer", "macs"])
 
 
@@ -216,7 +247,7 @@ def _macs_cached(df: pd.DataFrame, out: Path) -> pd.DataFrame:
     have = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["arch", "layer", "macs"])
     missing = want - set(zip(have["arch"].astype(str), have["layer"].astype(str)))
     if missing:
-        new = pd.concat([tap_macs([a], [lay]) for a, lay in sorted(missing)], ignore_index=True)
+        new = tap_macs(sorted(missing))
         have = pd.concat([have, new], ignore_index=True) if len(have) else new
         write_csv_atomic(have, path)
     return have
@@ -241,7 +272,7 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
     if scores.empty:
         return []
     if macs is None:
-        macs = tap_macs(sorted(set(scores["arch"])), sorted(set(scores["layer"])))
+        macs = tap_macs(sorted(set(zip(scores["arch"], scores["layer"]))))
     paper = paper_results()
     files = []
     for (pb, pd_, metric), s in scores.groupby(["paper_benchmark", "paper_dataset", "metric"], sort=False):
@@ -329,6 +360,8 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if df.empty:
         raise ValueError(f"{run_dir} holds no finished cells: nothing to report")
+    learned = learned_metric(df)
+    df = baseline_rows(df)
     ours, theirs = ranking(df), paper_ranking(df)
     side = ours.merge(theirs, on="arch", how="left", suffixes=("", " (paper)"))
     cols = ["arch"] + [c for g in ours.columns[1:] for c in (g, f"{g} (paper)") if c in side.columns]
@@ -361,6 +394,13 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
            "paper's percentages of Table X are divided by 100).", ""]
     for title, table in tables.items():
         md += [f"### {title}", "", markdown_table(table)]
+    if not learned.empty:
+        write_csv_atomic(learned, out / "learned_metric.csv")
+        md += ["## Learned metric (LPIPS lin) beside the baseline", "",
+               "Per loss network: BAPPS val 2AFC and JND mAP with all channel weights 1 (the paper's baseline, "
+               "ranked above) and with the lin weights named in `lin` (`trained@...`: learned on 2afc/train by "
+               "this run; `lpips-v0.1@...`: the lpips package's); `gain` = weighted - baseline. Also in "
+               "learned_metric.csv.", "", markdown_table(learned)]
     if files:
         md += ["## Plots (paper Figs. 4-5)", "", "Per ranked score: the metric against MACs up to the tap, and the best "
                "tap per architecture against ImageNet top-1; the paper's figures in grey.", ""]
@@ -372,11 +412,11 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
            "data. Also in comparison.csv.", "", markdown_table(show)]
     text = "\n".join(md)
     (out / "report.md").write_text(text)
-    (out / "report.html").write_text(_html(warn, run_dir, side, taps, tables, files, show))
+    (out / "report.html").write_text(_html(warn, run_dir, side, taps, tables, files, show, learned))
     return out
 
 
-def _html(warn, run_dir, side, taps, tables, files, show) -> str:
+def _html(warn, run_dir, side, taps, tables, files, show, learned) -> str:
     parts = ["<!doctype html><meta charset='utf-8'><title>lossnets report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:2px 6px}.warn{background:#fdd;border:2px solid #c00;"
@@ -388,10 +428,12 @@ def _html(warn, run_dir, side, taps, tables, files, show) -> str:
               "<h2>Per benchmark (paper Tables V-XI)</h2>"]
     for title, table in tables.items():
         parts += [f"<h3>{html.escape(title)}</h3>", table.to_html(index=False)]
+    if not learned.empty:
+        parts += ["<h2>Learned metric (LPIPS lin) beside the baseline</h2>", learned.to_html(index=False, na_rep="")]
     parts += [f"<p><img src='{html.escape(f.name)}' alt='{html.escape(f.stem)}'></p>" for f in files]
     parts += ["<h2>Every figure beside the published one</h2>", show.to_html(index=False, na_rep="")]
     return "\n".join(parts)
 
 
-__all__ = ["write_report", "ranking", "paper_ranking", "best_taps", "benchmark_tables", "compare", "score_rows", "plot_scores",
+__all__ = ["write_report", "learned_metric", "baseline_rows", "ranking", "paper_ranking", "best_taps", "benchmark_tables", "compare", "score_rows", "plot_scores",
            "caveats", "load_table"]

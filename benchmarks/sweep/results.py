@@ -16,6 +16,7 @@ PAPER_CSV = Path(__file__).parent / "data" / "paper_results.csv"
 PAPER_DATASET = {("similarity", "2afc/val"): "bapps/2afc", ("similarity", "jnd/val"): "bapps/jnd"}
 # benchmarks whose published figures are percentages (Table X); paper_results() gives them as fractions, as we do
 PERCENT = ("segmentation",)
+BASELINE = "none"  # the ``lin`` column of rows scored without learned channel weights (the paper's baseline)
 
 
 def run_metadata(**extra) -> dict:

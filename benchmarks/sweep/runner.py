@@ -47,7 +47,7 @@ STATE = "sweep.json"
 # sections of a sweep config that are not benchmarks
 RESERVED_SECTIONS = ("sweep", "local", "ray", "slurm", "report")
 # columns that, besides COLUMNS minus value, tell two rows of a table apart (when present)
-EXTRA_KEY_COLUMNS = ("seed", "protocol", "scale", "subset", "mlp")
+EXTRA_KEY_COLUMNS = ("seed", "protocol", "scale", "subset", "mlp", "lin")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {}
 
 def register_benchmark(name: str, function: str, paths=()) -> BenchmarkSpec:
     """Register (or replace) a benchmark: ``function`` is ``"module:function"`` with the contract
-    ``run(net, **settings, cache=None, progress=True) -> tidy DataFrame`` over every layer of ``net``."""
+    ``run(net, **settings, cache=None, progress=True) -> tidy DataFrame`` over every layer of ``net``; a function
+    that takes ``layers`` gets the cells' taps or tap sets (``E+S+M+L``, ``lpips``: ``net`` has all their taps),
+    one that takes ``out_dir`` a folder of the run for its artifacts (``RUN_DIR/artifacts/<benchmark>``)."""
     if ":" not in function:
         raise ValueError(f"benchmark function must be 'module:function', got {function!r}")
     spec = BenchmarkSpec(name, function, tuple(paths))
@@ -270,8 +272,11 @@ class Cell:
 
 
 def plan(config: SweepConfig) -> list[Cell]:
-    """Every cell of the grid: benchmarks x architectures x taps, taps checked against the registry."""
+    """Every cell of the grid: benchmarks x architectures x taps (or tap sets), checked against the registry.
+    The tap set ``lpips`` has cells for the networks it is defined for only."""
     from lossnets.engine import get_architecture
+    from lossnets.engine.lin_weights import LPIPS_TAPS
+    from lossnets.engine.tap_sets import LPIPS_PRESET, is_tap_set, tap_set
     cells = []
     for arch in config.archs:
         a = get_architecture(arch)
@@ -279,10 +284,15 @@ def plan(config: SweepConfig) -> list[Cell]:
             if spec.get("archs") is not None and arch not in spec["archs"]:
                 continue
             for layer in spec.get("layers") or config.layers:
-                try:
-                    layer = a.tap(layer).layer
-                except ValueError:
-                    pass  # a module path: LossNetwork checks it when it builds
+                if layer == LPIPS_PRESET and arch not in LPIPS_TAPS:
+                    continue
+                if is_tap_set(layer):
+                    layer = tap_set(arch, layer).name
+                else:
+                    try:
+                        layer = a.tap(layer).layer
+                    except ValueError:
+                        pass  # a module path: LossNetwork checks it when it builds
                 cells.append(Cell(bench, arch, layer))
     return cells
 
@@ -346,6 +356,7 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
     ``on_cell(outcome)`` is called as each cell finishes. Errors are recorded, never raised.
     """
     from lossnets.engine import LossNetwork
+    from lossnets.engine.tap_sets import tap_sets, union_layers
     config = SweepConfig(**group["config"])
     run_dir = Path(group["run_dir"])
     cells = [Cell(**c) for c in group["cells"]]
@@ -384,7 +395,7 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
     def network(layers: tuple[str, ...]):
         if layers not in nets:
             nets.clear()  # keep one network alive at a time
-            nets[layers] = LossNetwork(arch, layers, config.weights, seed=config.seed, device=device,
+            nets[layers] = LossNetwork(arch, union_layers(tap_sets(arch, layers)), config.weights, seed=config.seed, device=device,
                                        compile=config.compile, amp=config.amp, lazy=True)  # built on first use
         return nets[layers]
 
@@ -406,6 +417,10 @@ def run_group(group: dict, on_cell=None, device: str | None = None) -> list[dict
                 kwargs["cache"] = shared_cache()
             if _accepts(fn, "progress"):
                 kwargs["progress"] = False
+            if _accepts(fn, "layers"):
+                kwargs["layers"] = layers
+            if _accepts(fn, "out_dir"):
+                kwargs["out_dir"] = str(run_dir / "artifacts" / bench)
             df = fn(net, **kwargs)
             if not isinstance(df, pd.DataFrame):
                 raise TypeError(f"{spec['function']} returned {type(df).__name__}, expected a DataFrame")
