@@ -26,7 +26,7 @@ def run_demo(out: str | Path, *, device: str = "cpu", progress: bool = True) -> 
     data = out / "data"
     start = time.perf_counter()
     if not (data / "bapps").exists():
-        make_bapps(data / "bapps", size=6)
+        make_bapps(data / "bapps", size=6, train_size=4)
     if not (data / "sr").exists():
         make_sr(data / "sr", n_train=8, n_val=2, size=96)
     if not (data / "roads").exists():

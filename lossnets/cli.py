@@ -33,8 +33,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 def _add_similarity_args(p: argparse.ArgumentParser) -> None:
     """The similarity runs' cache, batch, output and progress options."""
-    p.add_argument("--cache", default=None, help="feature cache URL (directory or fsspec URL); the pair statistics "
-                                                  "are stored beside the features")
+    p.add_argument("--cache", default=None, help="cache URL (directory or fsspec URL): the pair statistics are "
+                                                  "stored there, beside any features")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -122,21 +122,24 @@ def _cmd_similarity(args) -> None:
 def _cmd_lin(args) -> None:
     import pandas as pd
 
-    from lossnets.benchmarks.similarity.benchmark import open_stores, statistics
-    from lossnets.benchmarks.similarity.bapps import load_bapps
+    from lossnets.benchmarks.similarity.benchmark import open_store, statistics
+    from lossnets.benchmarks.similarity.bapps import find_subsets, load_bapps, resolve_root
     from lossnets.benchmarks.similarity.lin_training import learn_lin
     from lossnets.benchmarks.sweep.results import write_csv_atomic
     from lossnets.engine import LossNetwork, resolve_archs
     from lossnets.engine.tap_sets import tap_sets, union_layers
     plans = {arch: tap_sets(arch, args.layers) for arch in resolve_archs(args.archs)}
-    val = load_bapps(args.data, progress=not args.quiet)
-    features, _ = open_stores(args.cache, not args.quiet)
+    train = load_bapps(args.data, split="train", progress=not args.quiet)
+    has_val = find_subsets(resolve_root(args.data, "val"))  # scored after every epoch when present
+    val = load_bapps(args.data, progress=not args.quiet) if has_val else None
+    store = open_store(args.cache, not args.quiet)
     histories = []
     for arch, sets in plans.items():
         net = LossNetwork(arch, union_layers(sets), args.weights, seed=args.seed, device=args.device,
                           compile=args.compile, amp=args.amp, lazy=True)
-        val_stats = statistics(net, val, cache=features, batch_size=args.batch_size, progress=not args.quiet)
-        _, history = learn_lin(net, args.data, sets, val=val_stats, cache=features, training=_lin_training(args),
+        val_stats = None if val is None else statistics(net, val, cache=store, batch_size=args.batch_size,
+                                                        progress=not args.quiet)
+        _, history = learn_lin(net, train, sets, val=val_stats, cache=store, training=_lin_training(args),
                                out_dir=args.out, batch_size=args.batch_size, progress=not args.quiet)
         histories.append(history)
         write_csv_atomic(pd.concat(histories, ignore_index=True), f"{args.out}/lin_train.csv")

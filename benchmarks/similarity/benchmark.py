@@ -37,25 +37,20 @@ class Distances:
     values: dict[str, dict[str, dict[str, np.ndarray]]]  # metric -> subset -> {"d0","d1"} or {"d"}
 
 
-def open_stores(cache, progress: bool = True):
-    """(feature cache, statistics store) on ``cache`` (a URL, a FeatureCache or None); both None without one."""
-    from lossnets.cache import FeatureCache, StatisticsStore, open_cache
-    if cache is None:
-        return None, None
-    # fp32 on disk: a cached run gives the same figures as an uncached one. fp16 (the cache's default)
-    # flushes the tiny activations of deep taps of random-weight nets (googlenet, efficientnet: ~1e-13)
-    # to zero, and the distances then tie.
-    features = open_cache(cache, dtype="fp32", progress=progress)
-    url = features.root.url if isinstance(features, FeatureCache) else str(cache)
-    return features, StatisticsStore(url, statistic=STATISTIC, progress=progress)
+def open_store(cache, progress: bool = True):
+    """The statistics store on ``cache``: a URL, a FeatureCache (its root) or a StatisticsStore; None for None."""
+    from lossnets.cache import FeatureCache, StatisticsStore
+    if cache is None or isinstance(cache, StatisticsStore):
+        return cache
+    url = cache.root.url if isinstance(cache, FeatureCache) else str(cache)
+    return StatisticsStore(url, statistic=STATISTIC, progress=progress)
 
 
 def statistics(net, data, *, subsets=None, cache=None, batch_size: int = 64, progress: bool = True) -> PairStatistics:
-    """The per-channel statistics of every pair of ``data`` (a BAPPS or a folder) at every tap of ``net``,
-    through the feature cache and the statistics store on ``cache`` when one is given."""
+    """The per-channel statistics of every pair of ``data`` (a BAPPS or a folder) at every tap of ``net``, through
+    the statistics store on ``cache`` (see :func:`open_store`) when one is given."""
     data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
-    features, store = open_stores(cache, progress)
-    return pair_statistics(net, data, subsets=subsets, cache=features, store=store, batch_size=batch_size,
+    return pair_statistics(net, data, subsets=subsets, store=open_store(cache, progress), batch_size=batch_size,
                            progress=progress)
 
 
@@ -102,8 +97,9 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
     weights: "lpips", a file or folder of lin weights (see :func:`~lossnets.engine.lin_weights.resolve_lin`), or
     "train" (learned on the set's ``2afc/train`` split with ``training``, a LinTraining or a dict of its fields,
     written under ``out_dir/lin`` if given).
-    ``data``: a loaded :class:`BAPPS` or a folder; ``cache``: a FeatureCache, its URL, or None (with one, the
-    pair statistics are stored beside the features). The ``data`` column says ``synthetic`` for made data.
+    ``data``: a loaded :class:`BAPPS` or a folder; ``cache``: a cache URL, a FeatureCache or a StatisticsStore (the
+    pair statistics are stored there, beside any features), or None. The ``data`` column says ``synthetic`` for
+    made data.
     """
     from lossnets.engine.lin_weights import resolve_lin
     data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
@@ -112,15 +108,18 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
     if lacking:
         raise ValueError(f"the loss network has taps {net.layers}; the tap sets {[s.name for s in sets]} also "
                          f"need {lacking}")
-    stats = statistics(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress)
-    if lin == "train":
-        from .lin_training import learn_lin
+    # bad weights or a missing train split are errors before any network runs
+    lins = {s.name: resolve_lin(lin, net.arch.name, s.name, s.layers) for s in sets} if lin not in (None, "train") \
+        else {}
+    train = load_bapps(data.root, split="train", progress=progress) if lin == "train" else None
+    if train is not None:
         training = LinTraining(**training) if isinstance(training, dict) else training or LinTraining()
-        lins = learn_lin(net, data.root, sets, val=stats, cache=cache, training=training,
+    stats = statistics(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress)
+    if train is not None:
+        from .lin_training import learn_lin
+        lins = learn_lin(net, train, sets, val=stats, cache=cache, training=training,
                          out_dir=None if out_dir is None else Path(out_dir) / "lin", batch_size=batch_size,
                          progress=progress)[0]
-    else:
-        lins = {s.name: resolve_lin(lin, net.arch.name, s.name, s.layers) for s in sets} if lin else {}
     rows = []
     for s in sets:
         scored = [(BASELINE, None)] + ([(lins[s.name].label, lins[s.name].weights)] if s.name in lins else [])
@@ -152,7 +151,7 @@ def evaluate(archs=None, layers=("E", "S", "M", "L"), data=None, *, lin=None, we
         raise ValueError("no BAPPS folder given (make one with `lossnets data make-bapps DIR`)")
     data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
     cache_url = str(cache) if isinstance(cache, (str, Path)) else (type(cache).__name__ if cache else None)
-    features, _ = open_stores(cache, progress)
+    store = open_store(cache, progress)
     names = resolve_archs(archs)
     plans = {arch: tap_sets(arch, layers) for arch in names}  # every tap set checked before any work
     meta = run_metadata(seed=seed, amp=amp or "none", compiled=bool(compile), batch_size=batch_size,
@@ -167,7 +166,7 @@ def evaluate(archs=None, layers=("E", "S", "M", "L"), data=None, *, lin=None, we
         net = LossNetwork(arch, union_layers(plans[arch]), weights, seed=seed, normalize="imagenet", device=device,
                           compile=compile, amp=amp, lazy=True)  # built only if no store holds what it needs
         frames.append(run(net, data, layers=[s.name for s in plans[arch]], lin=lin, subsets=subsets,
-                          cache=features, batch_size=batch_size, training=training, out_dir=lin_out,
+                          cache=store, batch_size=batch_size, training=training, out_dir=lin_out,
                           progress=progress))
         df = _finish(frames, meta, device=str(net.device), weights=weights)
         if out is not None:

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .scoring import score_2afc
@@ -68,7 +69,9 @@ class RankingHead(nn.Module):
 
     def forward(self, d0: Tensor, d1: Tensor, eps: float = 0.1) -> Tensor:
         x = torch.stack((d0, d1, d0 - d1, d0 / (d1 + eps), d1 / (d0 + eps)), 1)
-        return self.model(x.view(-1, 5, 1, 1)).view(-1)
+        for layer in self.model:  # a 1x1 conv on (B, C, 1, 1) is a linear map of (B, C): cheaper on a CPU
+            x = F.linear(x, layer.weight.flatten(1), layer.bias) if isinstance(layer, nn.Conv2d) else layer(x)
+        return x.view(-1)
 
 
 def initial_lin(channels, gen: torch.Generator) -> Tensor:
@@ -132,7 +135,7 @@ def train_lin(train: Triplets, settings: LinTraining = LinTraining(), evaluate: 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         head = RankingHead()  # Conv2d's own init, seeded
-    opt = torch.optim.Adam([w, *head.parameters()], lr=settings.lr, betas=(settings.beta1, 0.999))
+    opt = torch.optim.Adam([w, *head.parameters()], lr=settings.lr, betas=(settings.beta1, 0.999), foreach=True)
     bce = nn.BCELoss()
     history = []
     from tqdm.auto import trange
@@ -157,21 +160,21 @@ def train_lin(train: Triplets, settings: LinTraining = LinTraining(), evaluate: 
     return TrainedLin(tuple(v.detach().clone() for v in w.split(train.channels)), head.state_dict(), history)
 
 
-def learn_lin(net, root, sets, *, val: PairStatistics | None = None, cache=None,
+def learn_lin(net, train, sets, *, val: PairStatistics | None = None, cache=None,
               training: LinTraining = LinTraining(), out_dir=None, batch_size: int = 64,
               progress: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Lin weights of each tap set in ``sets`` of ``net``, learned on the ``2afc/train`` split of the BAPPS
-    folder ``root`` (its statistics through ``cache`` when given); ``val``: statistics whose 2AFC subsets are
+    """Lin weights of each tap set in ``sets`` of ``net``, learned on ``train``: a loaded ``2afc/train`` split or
+    a BAPPS folder holding one (its statistics through ``cache`` when given); ``val``: statistics whose subsets are
     scored after every epoch. Writes ``out_dir/<arch>/<set>.pth`` (lpips format) and
     ``out_dir/<arch>/history.csv`` when ``out_dir`` is given. Returns ({set: LinWeights}, history table)."""
     from lossnets.engine.lin_weights import LinWeights, lin_digest, lin_file, save_lin_weights
 
     from ..sweep.results import write_csv_atomic
-    from .bapps import load_bapps
+    from .bapps import BAPPS, load_bapps
     from .benchmark import Distances, score, statistics
     arch = net.arch.name
-    stats = statistics(net, load_bapps(root, split="train", progress=progress), cache=cache, batch_size=batch_size,
-                       progress=progress)
+    train = train if isinstance(train, BAPPS) else load_bapps(train, split="train", progress=progress)
+    stats = statistics(net, train, cache=cache, batch_size=batch_size, progress=progress)
     learned, rows = {}, []
     for s in sets:
         def evaluate(weights, s=s) -> dict:

@@ -5,8 +5,8 @@ all that any channel-weighted distance needs: the baseline is ``m.sum(1)``, LPIP
 set sums its taps. So the backbone runs once per loss network and image (a triplet's reference once for
 both of its pairs, each distinct image once per block of pairs), and scoring with other weights, or
 training them, is a matrix product. With a :class:`~lossnets.cache.StatisticsStore` the statistics are
-kept on disk (kilobytes per pair) and a rerun never builds the network; with a feature cache the
-images' features are read back instead of computed. Memory: pairs x channels x 4 bytes per tap.
+kept on disk (C floats per pair and tap, against C*H*W features) and a rerun never builds the network.
+Memory: pairs x channels x 4 bytes per tap.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .bapps import BAPPS, select_subsets
 
 STATISTIC = "lpips-channel-m"  # what the statistics store holds (part of its entries' key)
 CACHE_DATASET = "bapps"  # item ids are content digests of the decoded images, so one name serves every subset
-CACHE_PREPROCESSING = {"size": 64, "resize": "PIL bilinear", "dtype": "uint8"}
+CACHE_PREPROCESSING = {"size": 64, "resize": "PIL bilinear", "dtype": "uint8"}  # how the images were made
 
 
 @dataclass
@@ -68,29 +68,19 @@ def _pairs(data: BAPPS, names: list[str]):
     return np.asarray(a, np.int64), np.asarray(b, np.int64), list(position), slots
 
 
-def _features(net, data: BAPPS, idx: np.ndarray, cache, batch_size: int) -> dict[str, torch.Tensor]:
-    """Features of the images data.images[idx] (idx distinct), every tap of net from one pass."""
-    if cache is not None:
-        keys = [data.keys[i] for i in idx]
-        feats = cache.get_or_compute(net, CACHE_DATASET, keys, data.load_images, preprocessing=CACHE_PREPROCESSING,
-                                     progress=False)
-        return {layer: feats[layer] for layer in net.layers}
-    return net.extract(data.images[torch.from_numpy(idx)], batch_size=batch_size, out_device=net.device)
-
-
-def pair_statistics(net, data: BAPPS, *, subsets=None, cache=None, store=None, batch_size: int = 64,
+def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: int = 64,
                     progress: bool = True) -> PairStatistics:
     """The statistics of every pair of the (chosen) subsets of ``data`` at every tap of ``net``.
 
-    ``cache``: a FeatureCache for the images' features (or None); ``store``: a StatisticsStore (or None:
-    computed in memory). Pairs go through the network ``batch_size`` at a time."""
+    ``store``: a StatisticsStore (or None: computed in memory). Pairs go ``batch_size`` at a time, each distinct
+    image of them through the network once."""
     from lossnets.kernels import perceptual_distance
     names = select_subsets(list(data.subsets), subsets)
     a, b, ids, slots = _pairs(data, names)
 
     def compute(at: np.ndarray) -> dict[str, torch.Tensor]:
         uniq, inv = np.unique(np.concatenate([a[at], b[at]]), return_inverse=True)
-        feats = _features(net, data, uniq, cache, batch_size)
+        feats = net.extract(data.images[torch.from_numpy(uniq)], batch_size=batch_size, out_device=net.device)
         out = {}
         for layer in net.layers:
             f = feats[layer]

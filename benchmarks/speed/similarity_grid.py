@@ -7,9 +7,9 @@
   reference's features twice (once for d(ref,p0), once for d(ref,p1)), in batches of triplets.
 * lossnets cold: a fresh LOSSNETS_HOME (so the seeded init of each network is paid once, as on a new
   machine); the data set decoded once; per architecture one LossNetwork with all four taps (one
-  forward pass), each distinct image once, features written to a fresh FeatureCache.
-* lossnets warm: the same run again with a new FeatureCache object on the same folder (as a new
-  process would): the features are read back from the zarr tier, no forward pass.
+  forward pass), each distinct image once, the pairs' statistics written to a fresh statistics store.
+* lossnets warm: the same run again with a new store object on the same folder (as a new process
+  would): the statistics are read back from the zarr tier, no network is built.
 
 All three use the same random weights (no ImageNet weights needed) and the same made data set
 (SYNTHETIC judgments: only the speed matters here). Agreement between plain and lossnets is reported
@@ -40,7 +40,6 @@ import torch
 from lossnets.benchmarks.similarity import benchmark as similarity
 from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
-from lossnets.cache import FeatureCache
 from lossnets.engine import LossNetwork, get_architecture, resolve_archs
 from lossnets.engine.registry import NORMALIZATIONS
 from lossnets.kernels import perceptual_distance
@@ -93,11 +92,9 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="autocast for lossnets (plain stays fp32)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--policy", choices=["always", "auto"], default="always",
-                    help="the cache's policy: store every tap, or only taps whose FLOPs per byte pay (auto)")
     ap.add_argument("--no-plain", dest="plain", action="store_false", help="time lossnets alone")
     ap.add_argument("--no-cache", dest="cache", action="store_false",
-                    help="lossnets without a feature cache (one phase, 'direct', instead of cold and warm)")
+                    help="lossnets without a statistics store (one phase, 'direct', instead of cold and warm)")
     args = ap.parse_args(argv)
     archs = resolve_archs(args.archs)
     device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -125,9 +122,8 @@ def main(argv=None) -> None:
                         scores[("plain", arch, r["layer"], r["dataset"])] = r["value"]
                 sync()
                 seconds[("plain", arch)] = time.perf_counter() - t
-            for phase in phases:  # warm: a new cache object on the same folder, as a new process would make
-                cache = (FeatureCache(str(work / "cache"), cache_policy=args.policy, dtype="fp32", progress=False)
-                         if args.cache else None)
+            for phase in phases:  # warm: a new store object on the same folder, as a new process would make
+                cache = similarity.open_store(str(work / "cache"), progress=False) if args.cache else None
                 t = time.perf_counter()
                 net = LossNetwork(arch, TAPS, "random", seed=args.seed, device=device, amp=args.amp, lazy=True)
                 df = similarity.run(net, data, cache=cache, batch_size=args.batch_size, progress=False)
@@ -163,13 +159,13 @@ def _write(args, device, archs, phases, data, load_s, scores, seconds, computed)
     meta = run_metadata(device=str(device), gpu=gpu or "none", threads=torch.get_num_threads(), cpus=os.cpu_count(),
                         triplets=n_items["2afc"], jnd_pairs=n_items["jnd"], distinct_images=len(data.images),
                         networks=4 * len(archs), data="synthetic", weights="random", amp=args.amp or "none",
-                        batch_size=args.batch_size, lossnets_load_s=round(load_s, 3), cache_policy=args.policy,
+                        batch_size=args.batch_size, lossnets_load_s=round(load_s, 3),
                         **{f"max_abs_score_diff_{ph}": v for ph, v in diff.items()},
                         **{f"computed_{ph}": v for ph, v in computed.items()})
     for k, v in meta.items():
         table[k] = v
     OUT.mkdir(parents=True, exist_ok=True)
-    stem = "_".join([f"similarity_grid_{device.type}"] + ([] if args.policy == "always" else [args.policy])
+    stem = "_".join([f"similarity_grid_{device.type}"]
                     + ([] if args.cache else ["nocache"]) + ([] if args.plain else ["noplain"])
                     + ([f"size{args.size}"] if args.size != 4 else []))
     csv = write_csv_atomic(table, OUT / f"{stem}.csv")
@@ -181,9 +177,9 @@ def _write(args, device, archs, phases, data, load_s, scores, seconds, computed)
     if args.plain:
         lines.append("plain = one eager fp32 job per (arch, tap), each decoding the data, running the whole network "
                      "and computing the reference twice.")
-    lines.append({"cold": f"cold = lossnets with a fresh feature cache (policy {args.policy}, fp32); warm = the same "
-                          f"with the cache filled (computed {computed.get('warm', 0)} images).",
-                  "direct": "direct = lossnets without a feature cache."}[phases[0]])
+    lines.append({"cold": "cold = lossnets with a fresh statistics store (fp32); warm = the same "
+                          f"with the store filled (computed {computed.get('warm', 0)} pairs).",
+                  "direct": "direct = lossnets without a statistics store."}[phases[0]])
     if diff:
         lines.append("Largest |score difference| to plain: " + ", ".join(f"{ph} {v:.2e}" for ph, v in diff.items()) + ".")
     lines.append(f"lossnets times include its one decode of the data ({load_s:.2f}s, spread over the architectures).")

@@ -106,7 +106,10 @@ def _higher_is_better(metric: str) -> bool:
 
 
 def best_per_arch(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per score and architecture the best tap and its value (mean over repeated rows, e.g. seeds)."""
+    """Per score and architecture the best single tap (tap sets are no loss network of the paper's) and its value
+    (mean over repeated rows, e.g. seeds)."""
+    from lossnets.engine.tap_sets import is_tap_set
+    scores = scores[~scores["layer"].astype(str).map(is_tap_set)]
     keys = ["group", "paper_benchmark", "paper_dataset", "metric", "arch"]
     mean = scores.groupby(keys + ["layer"], sort=False)["value"].mean().reset_index()
     mean["sign"] = mean["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
@@ -211,9 +214,8 @@ def learned_metric(df: pd.DataFrame) -> pd.DataFrame:
     table.columns = [f"{d} {v}" for v, d in table.columns]
     cols = [f"{d} {v}" for d in ("2afc/val", "jnd/val") for v in ("baseline", "weighted", "gain")]
     table = table.reindex(columns=[c for c in cols if c in table.columns]).reset_index()
-    order = {a: i for i, a in enumerate(_arch_order())}
-    return table.sort_values(["arch", "layer"], key=lambda c: c.map(order) if c.name == "arch" else c).reset_index(
-        drop=True)
+    order = {**{a: i for i, a in enumerate(_arch_order())}, **{k: i for i, k in enumerate(_layer_sorted(table["layer"]))}}
+    return table.sort_values(["arch", "layer"], key=lambda c: c.map(order)).reset_index(drop=True)
 
 
 def _layer_sorted(layers) -> list[str]:

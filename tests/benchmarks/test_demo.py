@@ -13,8 +13,13 @@ def test_demo_runs_every_benchmark_and_reports(tmp_path, capsys):
     df = pd.read_csv(run / "results.csv")
     assert set(df.benchmark) == {"similarity", "superres_x4", "segmentation", "autoencoder"}
     assert (df.status.dropna() == "ok").all() and set(df.data.dropna()) == {"synthetic"}
-    assert df[df.benchmark == "similarity"][["arch", "layer"]].drop_duplicates().shape[0] == 56
+    sim = df[df.benchmark == "similarity"]
+    assert sim[sim.layer.isin(list("ESML"))][["arch", "layer"]].drop_duplicates().shape[0] == 56
+    assert set(sim.layer) == set("ESML") | {"E+S+M+L", "lpips"} and set(sim[sim.layer == "lpips"].arch) == {
+        "alexnet", "vgg16", "squeezenet1_1"}
+    assert sim.lin.str.startswith("trained@").sum() == (sim.lin == "none").sum()  # learned beside the baseline
     md = (run / "report" / "report.md").read_text()
+    assert "## Learned metric (LPIPS lin) beside the baseline" in md
     for table in ("Table V:", "Tables VI-IX:", "Table X:", "Table XI:"):
         assert table in md
     assert len(pd.read_csv(tmp_path / "demo" / "profile.csv")) == 56

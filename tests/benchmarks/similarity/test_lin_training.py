@@ -108,3 +108,22 @@ def test_lin_train_writes_lpips_format_weights_that_similarity_reads(root, tmp_p
     # a folder without the weights of a tap set asked for
     assert main(["similarity", *args, "--layers", "S", "--lin", str(out), "--out", str(csv)]) == 2
     assert "has no squeezenet1_1/S.pth" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["similarity", "--layers", "E", "--lin", "lpips"], "weighs the taps of the tap set 'lpips'"),
+    (["similarity", "--layers", "E", "--lin", "nowhere.pth"], "lin weights file nowhere.pth does not exist"),
+    (["similarity", "--layers", "lpips", "--archs", "resnet18"], "defined for alexnet, vgg16, squeezenet1_1"),
+    (["lin", "train", "--layers", "E+Q", "--out", "x"], "unknown tap 'Q' for alexnet"),
+])
+def test_bad_lin_input_is_one_line_naming_it(root, tmp_path, capsys, argv, message):
+    args = ["--archs", "alexnet", "--weights", "random", "--device", "cpu", "--data", str(root), "--quiet"]
+    assert main([*argv[:1 + (argv[0] == "lin")], *args, *argv[1 + (argv[0] == "lin"):]]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_lin_train_needs_the_train_split(tmp_path, capsys):
+    root = make_bapps(tmp_path / "val_only", size=1, train_size=0)
+    argv = ["--archs", "alexnet", "--layers", "E", "--weights", "random", "--data", str(root), "--quiet"]
+    assert main(["similarity", *argv, "--lin", "train", "--out", str(tmp_path / "s.csv")]) == 2
+    assert "no BAPPS subsets of the train split" in capsys.readouterr().err
