@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .bapps import BAPPS, select_subsets
 
@@ -93,7 +94,6 @@ def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: i
                                  block=batch_size, progress=progress)
         return PairStatistics(data, m, slots)
     blocks = []
-    from tqdm.auto import tqdm
     for start in tqdm(range(0, len(ids), batch_size), desc=f"statistics {net.arch.name}", unit="block",
                       leave=False, disable=not progress):
         blocks.append(compute(np.arange(start, min(start + batch_size, len(ids)))))

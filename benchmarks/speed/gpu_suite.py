@@ -1,5 +1,5 @@
 """Every GPU figure of the project from one run of under 8 minutes: kernels, loss networks, the BAPPS val
-grid, training steps.
+grid, training steps, lin training.
 
     python benchmarks/speed/gpu_suite.py [--smoke] [--out DIR] [--parts kernels networks ...] [--budget 430]
 
@@ -29,6 +29,8 @@ try at what a run lost or cut short: ``--parts training --budget 300`` (the shar
    runs (bf16 + channels_last) and four eager fp32 runs (the published way: a run per cell); from them the
    GPU-hours of the benchmark's full grid (every architecture x 4 taps x its variants x the published
    schedule), the engine's against the published way's.
+5. ``lin``: one epoch of lpips's lin training for alex, vgg and squeeze, the lpips package's Trainer through the
+   images against the same procedure on per-pair statistics (``lin_training.py``), and the statistics pass.
 
 ``--smoke`` runs the same code at tiny sizes on the CPU (two architectures; ``torch.compile`` with the
 ``aot_eager`` backend, since inductor's C++ builds take minutes on a small CPU) and writes ``smoke_*``
@@ -64,11 +66,12 @@ from lossnets.engine.profiler import count_macs, measure
 
 sys.path.insert(0, str(Path(__file__).parent))
 import kernel_bandwidth  # noqa: E402  (a script beside this one)
+from lin_training import epoch_row  # noqa: E402
 from training_benchmarks import TRAINING, sync, time_steps  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TAPS = ("E", "S", "M", "L")
-SHARES = {"kernels": 0.14, "networks": 0.36, "bapps": 0.17, "training": 0.33}  # of --budget, in this order
+SHARES = {"kernels": 0.13, "networks": 0.32, "bapps": 0.16, "training": 0.31, "lin": 0.08}  # of --budget, in order
 BF16_DENSE_TFLOPS = (("H200", 989), ("H100 80GB HBM3", 989), ("H100 SXM", 989), ("H100 PCIe", 756), ("A100", 312))
 CONFIGS = {  # engine options: the published way, the engine's best without and with compile
     "eager fp32": dict(channels_last=False),
@@ -95,15 +98,17 @@ class Sizes:
     train_batch: int | None
     train_warmup: int  # steps timed apart (the first compiles)
     train_steps: int
+    lin_train_size: int  # triplets per 2afc/train subset of the made set (BAPPS: ~50k)
 
 
 FULL = Sizes(archs=None, kernel_settings=kernel_bandwidth.SETTINGS, copy_mib=1024, repeats=10, min_time=0.01,
              network_sizes=((64, 256), (224, 64)), network_min_time=0.05, bapps_made=16, bapps_size=6000,
-             bapps_jnd_size=4800, bapps_batch=1024, train_size=None, train_batch=None, train_warmup=2, train_steps=6)
+             bapps_jnd_size=4800, bapps_batch=1024, train_size=None, train_batch=None, train_warmup=2, train_steps=6,
+             lin_train_size=1000)
 SMOKE = Sizes(archs=("alexnet", "squeezenet1_1"), kernel_settings={"bapps": (64, 2), "superres": (96, 2)},
               copy_mib=16, repeats=2, min_time=0.0, network_sizes=((32, 2), (64, 2)), network_min_time=0.0,
               bapps_made=2, bapps_size=5, bapps_jnd_size=3, bapps_batch=8, train_size=32, train_batch=1,
-              train_warmup=1, train_steps=1)
+              train_warmup=1, train_steps=1, lin_train_size=2)
 
 
 class Result(NamedTuple):
@@ -505,7 +510,32 @@ def part_training(run: Run) -> Result:
     return Result({"training": steps, "training_estimate": estimate}, md)
 
 
-PARTS = {"kernels": part_kernels, "networks": part_networks, "bapps": part_bapps, "training": part_training}
+# ---------------------------------------------------------------------------------------------
+# part 5: the learned metric
+
+def part_lin(run: Run) -> Result:
+    """One epoch of lpips's lin training through the images (its Trainer) against one from statistics."""
+    from lossnets.engine.lin_weights import LPIPS_TAPS
+    with tempfile.TemporaryDirectory(prefix="gpu-suite-lin-") as work:
+        run.note("making the set")
+        root = make_bapps(Path(work) / "made", size=1, jnd_size=1, train_size=run.sizes.lin_train_size)
+        train = load_bapps(root, split="train")
+    rows = []
+    for arch in [a for a in LPIPS_TAPS if a in run.archs]:
+        if rows and run.out_of_time():
+            break
+        run.note(arch)
+        rows += guarded({"arch": arch}, lambda a: [epoch_row(a, train, run.device)], arch)
+    df = frame(rows, ["lpips_epoch_s", "stats_epoch_s"])
+    md = (f"One epoch (batch 50) of lpips's lin training on a made 2afc/train set of {3 * run.sizes.lin_train_size} "
+          "triplets (SYNTHETIC judgments), random backbones: the lpips package's Trainer through the images "
+          "against train_lin on the pair statistics; `statistics_s`: the one backbone pass the latter needs "
+          "(fp32, eager).\n\n" + df.to_markdown(index=False, floatfmt=".4g") + "\n" + errors_md(df))
+    return Result({"lin": df}, md)
+
+
+PARTS = {"kernels": part_kernels, "networks": part_networks, "bapps": part_bapps, "training": part_training,
+         "lin": part_lin}
 
 
 # ---------------------------------------------------------------------------------------------

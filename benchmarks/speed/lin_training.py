@@ -70,29 +70,36 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def epoch_row(arch: str, train, device, seed: int = 0, batch_size: int = 64) -> dict:
+    """One lpips network's epoch through the images (lpips's Trainer) against its epoch from statistics, and the
+    statistics pass the latter needs."""
+    layers = tap_set(arch, "lpips").layers
+    net = LossNetwork(arch, layers, "random", seed=seed, device=device)
+    net(torch.zeros(1, 3, 64, 64, dtype=torch.uint8, device=device))  # first-call costs outside the timings
+    t = time.perf_counter()
+    stats = similarity.statistics(net, train, batch_size=batch_size, progress=False)
+    sync(device)
+    stats_s = time.perf_counter() - t
+    triplets = Triplets.of(stats, layers)
+    train_lin(triplets, LinTraining(epochs=1, decay_epochs=0, seed=seed))  # first-call costs
+    t = time.perf_counter()
+    train_lin(triplets, LinTraining(epochs=1, decay_epochs=0, seed=seed))
+    ours_s = time.perf_counter() - t
+    theirs_s = lpips_epoch(arch, train, device, 50, seed)
+    return dict(arch=arch, triplets=len(triplets.judge), lpips_epoch_s=theirs_s, statistics_s=stats_s,
+                stats_epoch_s=ours_s, speedup_epoch=theirs_s / ours_s,
+                speedup_10_epochs=10 * theirs_s / (stats_s + 10 * ours_s))
+
+
 def epochs_part(args, device, work: Path) -> list[dict]:
     root = make_bapps(work / "train", size=1, jnd_size=1, train_size=args.train_size, seed=args.seed)
     train = load_bapps(root, split="train")
     rows = []
     for arch in LPIPS_TAPS:
-        layers = tap_set(arch, "lpips").layers
-        net = LossNetwork(arch, layers, "random", seed=args.seed, device=device)
-        net(torch.zeros(1, 3, 64, 64, dtype=torch.uint8, device=device))  # first-call costs outside the timings
-        t = time.perf_counter()
-        stats = similarity.statistics(net, train, batch_size=args.batch_size, progress=False)
-        sync(device)
-        stats_s = time.perf_counter() - t
-        triplets = Triplets.of(stats, layers)
-        train_lin(triplets, LinTraining(epochs=1, decay_epochs=0, seed=args.seed))  # first-call costs
-        t = time.perf_counter()
-        train_lin(triplets, LinTraining(epochs=1, decay_epochs=0, seed=args.seed))
-        ours_s = time.perf_counter() - t
-        theirs_s = lpips_epoch(arch, train, device, 50, args.seed)
-        rows.append(dict(part="epoch", arch=arch, triplets=len(triplets.judge), lpips_epoch_s=theirs_s,
-                         statistics_s=stats_s, stats_epoch_s=ours_s, speedup_epoch=theirs_s / ours_s,
-                         speedup_10_epochs=10 * theirs_s / (stats_s + 10 * ours_s)))
-        print(f"{arch}: lpips epoch {theirs_s:.2f}s, statistics {stats_s:.2f}s, epoch from statistics "
-              f"{ours_s * 1e3:.1f}ms ({theirs_s / ours_s:.0f}x)", flush=True)
+        rows.append(dict(part="epoch", **epoch_row(arch, train, device, args.seed, args.batch_size)))
+        r = rows[-1]
+        print(f"{arch}: lpips epoch {r['lpips_epoch_s']:.2f}s, statistics {r['statistics_s']:.2f}s, epoch from "
+              f"statistics {r['stats_epoch_s'] * 1e3:.1f}ms ({r['speedup_epoch']:.0f}x)", flush=True)
     return rows
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 SUITE = Path(__file__).parents[2] / "benchmarks" / "speed" / "gpu_suite.py"
 TABLES = {"kernels": ["kernels", "kernels_compile"], "networks": ["networks"], "bapps": ["bapps"],
-          "training": ["training", "training_estimate"]}
+          "training": ["training", "training_estimate"], "lin": ["lin"]}
 
 
 def test_smoke_run_writes_every_part_without_errors(tmp_path):
@@ -28,5 +28,6 @@ def test_smoke_run_writes_every_part_without_errors(tmp_path):
     totals = pd.read_csv(tmp_path / "smoke_training_estimate.csv").query("arch == 'TOTAL'")
     assert len(totals) == 3 and totals.engine_gpu_hours.map(math.isfinite).all()
     assert totals.published_gpu_hours.map(math.isfinite).all()
+    assert set(pd.read_csv(tmp_path / "smoke_lin.csv").arch) == {"alexnet", "squeezenet1_1"}
     assert "SMOKE RUN" in (tmp_path / "smoke_suite.md").read_text()
     assert not list(tmp_path.glob("gpu_*"))
