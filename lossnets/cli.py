@@ -501,7 +501,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, OSError) as e:  # bad input, missing files, a full disk: one line, not a traceback
+    except (ValueError, KeyError, OSError, ImportError) as e:  # bad input, missing files or packages: one line
         print(f"lossnets {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -2,6 +2,8 @@
 the command line that writes weights in lpips's format (synthetic judgments throughout)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,3 +129,10 @@ def test_lin_train_needs_the_train_split(tmp_path, capsys):
     argv = ["--archs", "alexnet", "--layers", "E", "--weights", "random", "--data", str(root), "--quiet"]
     assert main(["similarity", *argv, "--lin", "train", "--out", str(tmp_path / "s.csv")]) == 2
     assert "no BAPPS subsets of the train split" in capsys.readouterr().err
+
+
+def test_lin_lpips_without_the_package_says_how_to_get_it(root, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lpips", None)
+    argv = ["--archs", "alexnet", "--layers", "lpips", "--weights", "random", "--data", str(root), "--quiet"]
+    assert main(["similarity", *argv, "--lin", "lpips"]) == 2
+    assert "pip install lpips" in capsys.readouterr().err
