@@ -110,6 +110,15 @@ def lpips_lin_weights(arch: str) -> LinWeights:
     return load_lin_weights(lpips_weights_path(arch), arch, LPIPS_TAPS[arch][1], version=f"lpips-v{LPIPS_VERSION}")
 
 
+def lpips_layers(arch: str) -> tuple[str, ...] | None:
+    """The layer names of the lpips package's taps of ``arch`` (a registered module path as its letter), in lin
+    order; None for a network lpips has no lin weights for."""
+    if arch not in LPIPS_TAPS:
+        return None
+    a = get_architecture(arch)
+    return tuple(a.resolve(m).layer for m in LPIPS_TAPS[arch][1])
+
+
 def save_lin_weights(path, weights) -> Path:
     """Write ``weights`` (a (C,) vector per tap, in order) in the lpips package's format, atomically."""
     state = {f"lin{i}.model.1.weight": torch.as_tensor(w).detach().float().cpu().reshape(1, -1, 1, 1).clone()
@@ -127,8 +136,7 @@ def resolve_lin(spec, arch: str, name: str, layers) -> LinWeights:
     for the lpips tap set of alexnet, vgg16 and squeezenet1_1), a file in the lpips format, or a folder of them
     (``<folder>/<arch>/<name>.pth``)."""
     if spec == "lpips":
-        if arch not in LPIPS_TAPS or [get_architecture(arch).resolve(m).layer
-                                      for m in LPIPS_TAPS[arch][1]] != list(layers):
+        if lpips_layers(arch) != tuple(layers):
             raise LinWeightsError(f"lin 'lpips' (LPIPS v{LPIPS_VERSION}) weighs the taps of the tap set 'lpips' of "
                                   f"{', '.join(LPIPS_TAPS)}, not {name} of {arch}")
         return lpips_lin_weights(arch)

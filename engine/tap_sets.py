@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .lin_weights import LPIPS_TAPS
+from .lin_weights import LPIPS_TAPS, lpips_layers
 from .registry import get_architecture
 
 LPIPS_PRESET = "lpips"
@@ -26,10 +26,11 @@ def tap_set(arch: str, spec: str) -> TapSet:
     errors naming the valid choices."""
     a = get_architecture(arch)
     if spec == LPIPS_PRESET:
-        if a.name not in LPIPS_TAPS:
+        layers = lpips_layers(a.name)
+        if layers is None:
             raise ValueError(f"the tap set 'lpips' is defined for {', '.join(LPIPS_TAPS)} (the lpips package's "
                              f"networks), not {a.name}; join taps with '+' instead, e.g. E+S+M+L")
-        return TapSet(LPIPS_PRESET, tuple(a.resolve(m).layer for m in LPIPS_TAPS[a.name][1]))
+        return TapSet(LPIPS_PRESET, layers)
     parts = spec.split("+")
     if not all(parts):
         raise ValueError(f"tap set {spec!r} has an empty tap: join taps with a single '+', e.g. E+S+M+L")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lossnets.engine.tap_sets import tap_sets, union_layers
+from lossnets.engine.tap_sets import TapSet, tap_sets, union_layers
 
 from .bapps import BAPPS, load_bapps
 from .lin_training import LinTraining
@@ -88,6 +88,11 @@ def score(dists: Distances) -> list[dict]:
     return rows
 
 
+def score_set(stats: PairStatistics, s: TapSet, weights=None) -> list[dict]:
+    """The score rows of the tap set ``s`` from ``stats``, with channel ``weights`` (None: the baseline)."""
+    return score(Distances(stats.data, {s.name: stats.distances(s.layers, weights)}))
+
+
 def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_size: int = 64,
         training: LinTraining | dict | None = None, out_dir=None, progress: bool = True) -> pd.DataFrame:
     """Tidy rows (benchmark, arch, layer, weights, dataset, metric, value, n, lin, data, config) per tap set.
@@ -112,8 +117,7 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
     lins = {s.name: resolve_lin(lin, net.arch.name, s.name, s.layers) for s in sets} if lin not in (None, "train") \
         else {}
     train = load_bapps(data.root, split="train", progress=progress) if lin == "train" else None
-    if train is not None:
-        training = LinTraining(**training) if isinstance(training, dict) else training or LinTraining()
+    training = LinTraining(**training) if isinstance(training, dict) else training or LinTraining()
     stats = statistics(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress)
     if train is not None:
         from .lin_training import learn_lin
@@ -126,8 +130,7 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
         for label, weights in scored:
             config = _config(net, data, label)
             rows += [dict(benchmark=BENCHMARK, arch=net.arch.name, weights=net.weights_spec, **r, lin=label,
-                          data=data.label, config=config)
-                     for r in score(Distances(data, {s.name: stats.distances(s.layers, weights)}))]
+                          data=data.label, config=config) for r in score_set(stats, s, weights)]
     return tidy(rows)
 
 

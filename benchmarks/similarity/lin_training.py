@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import trange
 
 from .scoring import score_2afc
 from .statistics import PairStatistics
@@ -138,12 +139,11 @@ def train_lin(train: Triplets, settings: LinTraining = LinTraining(), evaluate: 
     opt = torch.optim.Adam([w, *head.parameters()], lr=settings.lr, betas=(settings.beta1, 0.999), foreach=True)
     bce = nn.BCELoss()
     history = []
-    from tqdm.auto import trange
     for epoch in trange(1, settings.epochs + 1, desc=desc, unit="epoch", leave=False, disable=not progress):
         lr = settings.lr_at(epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        total, steps = 0.0, 0
+        total, steps = torch.zeros(()), 0
         for rows in torch.randperm(len(train.judge), generator=gen).split(settings.batch):
             m0 = _dropped(train.m[train.i0[rows]], settings.dropout, gen)
             m1 = _dropped(train.m[train.i1[rows]], settings.dropout, gen)
@@ -153,11 +153,11 @@ def train_lin(train: Triplets, settings: LinTraining = LinTraining(), evaluate: 
             opt.step()
             with torch.no_grad():
                 w.clamp_(min=0)
-            total, steps = total + loss.item(), steps + 1
+            total, steps = total + loss.detach(), steps + 1  # no sync per step
         weights = tuple(v.detach().clone() for v in w.split(train.channels))
-        row = dict(epoch=epoch, lr=lr, loss=total / max(steps, 1), train_2afc=train.score(w.detach()))
+        row = dict(epoch=epoch, lr=lr, loss=total.item() / max(steps, 1), train_2afc=train.score(w.detach()))
         history.append({**row, **(evaluate(weights) if evaluate else {})})
-    return TrainedLin(tuple(v.detach().clone() for v in w.split(train.channels)), head.state_dict(), history)
+    return TrainedLin(weights, head.state_dict(), history)  # the last epoch's
 
 
 def learn_lin(net, train, sets, *, val: PairStatistics | None = None, cache=None,
@@ -171,15 +171,15 @@ def learn_lin(net, train, sets, *, val: PairStatistics | None = None, cache=None
 
     from ..sweep.results import write_csv_atomic
     from .bapps import BAPPS, load_bapps
-    from .benchmark import Distances, score, statistics
+    from .benchmark import score_set, statistics
     arch = net.arch.name
     train = train if isinstance(train, BAPPS) else load_bapps(train, split="train", progress=progress)
     stats = statistics(net, train, cache=cache, batch_size=batch_size, progress=progress)
     learned, rows = {}, []
     for s in sets:
         def evaluate(weights, s=s) -> dict:
-            scores = score(Distances(val.data, {s.name: val.distances(s.layers, weights)}))
-            return {f"val_{r['metric']}": r["value"] for r in scores if r["dataset"] in ("2afc/val", "jnd/val")}
+            return {f"val_{r['metric']}": r["value"] for r in score_set(val, s, weights)
+                    if r["dataset"] in ("2afc/val", "jnd/val")}
         trained = train_lin(Triplets.of(stats, s.layers), training, evaluate if val is not None else None,
                             progress=progress, desc=f"lin {arch} {s.name}")
         learned[s.name] = LinWeights(trained.weights, f"trained@{lin_digest(trained.weights)[:8]}")
