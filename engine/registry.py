@@ -55,7 +55,8 @@ class Architecture:
             if layer in (t.layer, t.module):
                 return t
         valid = ", ".join(f"{t.layer}={t.module}" for t in self.taps)
-        raise ValueError(f"unknown tap {layer!r} for {self.name}; valid taps: {valid}")
+        raise ValueError(f"unknown tap {layer!r} for {self.name}; valid taps: {valid}, or any module path of the "
+                         f"model (as named by torchvision.models.{self.name}().named_modules())")
 
     def resolve(self, layer: str) -> Tap:
         """A registered tap by letter or path, or any other module path of the model as an ad-hoc tap."""
@@ -114,11 +115,17 @@ def architectures() -> dict[str, Architecture]:
     return out
 
 
+# the lpips package's names of its networks, accepted everywhere an architecture is named
+ALIASES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
+
+
 def get_architecture(name: str) -> Architecture:
-    """The registered architecture; raises ValueError listing the valid names."""
+    """The registered architecture by name or alias (ALIASES); raises ValueError listing the valid names."""
     archs = architectures()
+    name = ALIASES.get(name, name)
     if name not in archs:
-        raise ValueError(f"unknown architecture {name!r}; valid architectures: {', '.join(archs)}")
+        raise ValueError(f"unknown architecture {name!r}; valid architectures: {', '.join(archs)} "
+                         f"(aliases: {', '.join(f'{k}={v}' for k, v in ALIASES.items())})")
     return archs[name]
 
 
