@@ -16,6 +16,7 @@ import torch
 
 from .atomic import atomic_write
 from .registry import get_architecture, meta_model
+from .torch_files import load_torch_file
 from .truncate import truncate
 
 LPIPS_VERSION = "0.1"
@@ -68,7 +69,7 @@ def load_lin_weights(path, arch: str, layers, *, sha256: str | None = None, vers
         seen = hashlib.sha256(path.read_bytes()).hexdigest()
         if seen != sha256.lower():
             raise LinWeightsError(f"lin weights file {path}: sha256 is {seen}, expected {sha256}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, "lin weights in lpips's format: lin{i}.model.1.weight of shape (1, C, 1, 1)")
     if not isinstance(state, dict):
         raise LinWeightsError(f"lin weights file {path} holds a {type(state).__name__}, expected a dict")
     channels = tap_channels(arch, layers)

@@ -12,6 +12,7 @@ import torchvision
 from .atomic import atomic_write
 from .memo import lossnets_home
 from .registry import Architecture, Tap, meta_model
+from .torch_files import load_torch_file
 from .truncate import truncate
 
 
@@ -91,7 +92,7 @@ def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file {path} does not exist (expected a torch.save'd state_dict "
                                    "of the full torchvision model, or 'imagenet' or 'random')")
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = load_torch_file(path, "a state_dict of the full torchvision model")
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
