@@ -7,15 +7,15 @@ from pathlib import Path
 import torch
 
 
-def load_torch_file(path, expected: str, **kwargs):
-    """``torch.load(path, map_location="cpu", weights_only=True, **kwargs)``; a file that is not a readable
+def load_torch_file(path, expected: str):
+    """``torch.load(path, map_location="cpu", weights_only=True)``; a file that is not a readable
     torch.save'd file of tensors is a ValueError naming ``path`` and ``expected`` (what the file should hold)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
         raise  # a missing or unreadable file says so itself
     except Exception as e:  # garbage bytes fail anywhere in the unpickler: KeyError, EOFError, RuntimeError ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = f"{type(e).__name__}: {str(e).strip()}".splitlines()[0]
         size = Path(path).stat().st_size
         raise ValueError(f"{path} ({size} bytes) is not a readable torch.save'd file of tensors (expected "
                          f"{expected}): {first[:160]}") from e
