@@ -1,4 +1,6 @@
-"""What PerceptualLoss and PerceptualMetric share: the input contract and a loss network's per-tap distances.
+"""What PerceptualLoss, PerceptualMetric and LPIPS share: a loss network's per-tap distances between two image
+batches, behind the input contract (input_contract.py), with everything a call could trip on checked when the
+module is built (taps, tap sets, lin weights, weights source, resize) or before the network runs (images).
 
 The loss network is held outside the module tree (no submodule, no parameters, no state_dict entries), so a
 parent module's ``.train()``, ``.to()``, ``.half()``, optimizer or checkpoint never reaches it; it is built
@@ -6,7 +8,7 @@ lazily on the device of the first input and moved (rebuilt there) when the input
 """
 from __future__ import annotations
 
-import math
+import types
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -15,37 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lossnets.engine import LAYERS, LossNetwork, get_architecture
-from lossnets.engine.lin_weights import LPIPS_TAPS, load_lin_weights, lpips_lin_weights
+from lossnets.engine.input_size import probe_taps
+from lossnets.engine.lin_weights import LPIPS_TAPS, load_lin_weights, lpips_layers, lpips_lin_weights
+from lossnets.engine.tap_sets import LPIPS_PRESET, tap_sets, union_layers
+from lossnets.engine.weights import file_state_dict, imagenet_checkpoint_path, imagenet_state_dict
 from lossnets.kernels import feature_mse, perceptual_distance
 
+from .input_contract import InputContract
+
 DISTANCES = ("mse", "lpips")
-
-
-def to_unit_range(images: Tensor, input_range: tuple[float, float]) -> Tensor:
-    """The input contract: (N,1|3,H,W) images as float RGB in [0,1]. uint8 is scaled by 1/255; a float batch
-    must lie in ``input_range`` (checked on every call) and is mapped from it; one channel is repeated to RGB."""
-    if not isinstance(images, Tensor) or images.dim() != 4:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"expected a batch of images of shape (N, C, H, W), got {shape}")
-    if images.shape[1] not in (1, 3):
-        raise ValueError(f"expected 3 (RGB) or 1 (grayscale, repeated to RGB) channels, got {images.shape[1]} "
-                         f"in shape {tuple(images.shape)}" + (" (drop alpha: images[:, :3])" if images.shape[1] == 4
-                                                               else ""))
-    if images.dtype == torch.uint8:
-        x = images.float() / 255
-    elif images.is_floating_point():
-        lo, hi = input_range
-        if images.numel():
-            seen_lo, seen_hi = (v.item() for v in torch.aminmax(images.detach()))
-            if not (lo <= seen_lo and seen_hi <= hi):
-                raise ValueError(
-                    f"images span [{seen_lo:.4g}, {seen_hi:.4g}], outside the declared input_range=({lo:g}, {hi:g}); "
-                    "declare the range your images use, e.g. input_range=(-1, 1) for lpips-style images in [-1, 1] "
-                    "(they are then mapped to [0, 1]), or clamp them into the declared range")
-        x = images if (lo, hi) == (0, 1) else (images - lo) / (hi - lo)
-    else:
-        raise TypeError(f"expected uint8 or floating-point images, got {images.dtype}")
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 @dataclass
@@ -55,21 +35,52 @@ class _Loaded:
     lin: tuple[Tensor | None, ...]
 
 
+def check_weights_source(arch: str, weights: str) -> None:
+    """Fail now, not at the first call, when the weights cannot be had: ImageNet weights neither on disk nor
+    downloadable (torchvision downloads them here if it can), or a weights file that is missing or unreadable."""
+    a = get_architecture(arch)
+    if weights == "imagenet":
+        if not imagenet_checkpoint_path(a).is_file():
+            imagenet_state_dict(a)
+    elif weights != "random" and not weights.startswith(("random:", "imagenet:")):
+        file_state_dict(weights)
+
+
 class TapDistances(nn.Module):
-    """A loss network's distance between two image batches, per tap and summed with per-tap weights.
+    """A loss network's distance between two image batches, per tap and summed with per-tap weights."""
 
-    ``distance``: "mse" (feature MSE) or "lpips" (the LPIPS distance: unit-normalised channels, optionally
-    weighted per channel by ``lin``: None, "lpips" for the lpips package's v0.1 weights, or a path to a file
-    in its format, checked against ``lin_sha256`` if given). ``layers``: taps (letters or module paths);
-    None is the lpips taps where ``lin`` is given, else E, S, M, L. ``layer_weights``: a dict by tap or a
-    sequence in tap order (default all 1). ``resize``: an (H, W) or size the images are bilinearly resized to
-    before the network (None: as they come). The rest are LossNetwork's options.
-    """
+    def __init__(self, arch: str, layers=None, weights: str = "imagenet", *, distance: str, reduction: str,
+                 lin=None, lin_sha256: str | None = None, layer_weights=None, input_range=(0, 1),
+                 range_check: str = "error", range_margin: float = 0.25, resize=None, amp: str | None = None,
+                 compile: bool = False, channels_last: bool = True, seed: int = 0, normalize: str = "imagenet"):
+        """Options (each checked here, so that a mistake fails now and not at the first call):
 
-    def __init__(self, arch: str, layers=None, weights: str = "imagenet", *, distance: str, lin=None,
-                 lin_sha256: str | None = None, reduction: str = "mean", input_range=(0, 1), layer_weights=None,
-                 resize=None, amp: str | None = None, compile: bool = False, channels_last: bool = True,
-                 seed: int = 0, normalize: str = "imagenet"):
+        - ``arch``: a registered architecture (``lossnets list``), or lpips's names alex, vgg, squeeze.
+        - ``layers``: a tap (E, S, M, L or any module path of the model, e.g. "features.9"), a tap set (taps
+          joined by "+", e.g. "E+S+M+L", or "lpips": the lpips package's taps of alexnet, vgg16 and
+          squeezenet1_1), or a list of them; every tap of them is computed once, and their distances are
+          summed. None: "lpips" where ``lin`` is given, else E, S, M, L. Each tap must give a spatial map
+          (N, C, H, W): a tap after the classifier's flatten is refused.
+        - ``weights``: "imagenet" (torchvision's ImageNet weights, downloaded now if not on disk), "random"
+          (torchvision's init, seeded by ``seed``), or a path to a state_dict of the full torchvision model.
+        - ``distance``: "mse" (feature MSE) or "lpips" (the LPIPS distance: unit-normalised channels,
+          squared difference, summed over channels, averaged over space; with ``lin``, weighted per channel).
+        - ``reduction``: over the batch, "mean", "sum" or "none" (a value per image).
+        - ``lin``: per-channel weights of the LPIPS distance: None (all 1, the baseline), "lpips" (LPIPS v0.1's
+          weights from the installed lpips package, for layers="lpips"), or a file in lpips's format
+          (``lin{i}.model.1.weight``, shape (1, C, 1, 1), one per tap in order); ``lin_sha256``: the file's
+          expected sha256.
+        - ``layer_weights``: each tap's weight in the sum, a dict by tap or a sequence in tap order (None: 1).
+        - ``input_range``, ``range_check``, ``range_margin``: the declared range of float images (mapped to
+          [0, 1]) and what a value outside it does: "error" (beyond ``range_margin`` x its width),
+          "warn" (once), "clamp" or "off"; see lossnets.input_contract.
+        - ``resize``: a size or (H, W) the images are resized to (bilinear, antialiased) before the network;
+          None: as they come. Images must be at least the smallest size each tap accepts (computed from the
+          model; the error says it).
+        - ``amp``: None, "bf16" or "fp16" autocast; ``compile``: torch.compile the network; ``channels_last``:
+          run it in channels-last memory format; ``seed``: of ``weights="random"``; ``normalize``: "imagenet"
+          (the normalisation the weights expect) or "none".
+        """
         super().__init__()
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -77,43 +88,90 @@ class TapDistances(nn.Module):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         if lin is not None and distance != "lpips":
             raise ValueError("lin weights weight the LPIPS distance's channels: use distance='lpips' with lin")
-        lo, hi = (float(v) for v in input_range)
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"input_range must be (low, high) with low < high, got {input_range}")
-        self.distance, self.reduction, self.input_range = distance, reduction, (lo, hi)
+        self.arch = arch = get_architecture(arch).name  # an alias becomes the registered name
+        self.distance, self.reduction = distance, reduction
+        self.contract = InputContract(input_range, range_check, range_margin)
+        self.sets = tap_sets(arch, self._default_layers(arch, layers, lin))
+        layers = union_layers(self.sets)
+        self._probes = self._check_taps(arch, layers)
         self.resize = (resize, resize) if isinstance(resize, int) else (tuple(resize) if resize else None)
-        layers = self._default_layers(arch, layers, lin)
-        lin_weights = None
-        if lin == "lpips":
-            lin_weights = lpips_lin_weights(arch)
-            if [get_architecture(arch).resolve(layer).module for layer in layers] != list(LPIPS_TAPS[arch][1]):
-                raise ValueError(f"lin='lpips' weighs the lpips taps of {arch} {LPIPS_TAPS[arch][1]}, not {layers}")
-        elif lin is not None:
-            lin_weights = load_lin_weights(lin, arch, layers, sha256=lin_sha256)
+        if self.resize:
+            self._check_size("resize is", self.resize)
+        lin_weights = self._lin_weights(arch, layers, lin, lin_sha256)
         self.lin_label = lin_weights.label if lin_weights else None
         self._lin_cpu = lin_weights.weights if lin_weights else (None,) * len(layers)
+        check_weights_source(arch, str(weights))
         self._options = dict(arch=arch, layers=layers, weights=weights, seed=seed, normalize=normalize,
                              compile=compile, channels_last=channels_last, amp=amp)
         self._loaded = _Loaded(LossNetwork(**self._options, device="cpu", lazy=True), self._lin_cpu)
         self.layers = self._loaded.net.layers
         self.layer_weights = self._per_tap_weights(layer_weights)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget any running state (none here; PerceptualMetric keeps running sums)."""
+
+    @classmethod
+    def init_with(cls, doc: str, **defaults):
+        """A copy of ``__init__`` with other keyword defaults (``distance``, ``reduction``), so that a subclass's
+        help() and signature show every option with its own default, none hidden behind ``**options``."""
+        init = cls.__init__
+        copy = types.FunctionType(init.__code__, init.__globals__, init.__name__, init.__defaults__,
+                                  init.__closure__)
+        copy.__kwdefaults__ = {**init.__kwdefaults__, **defaults}
+        copy.__annotations__, copy.__doc__ = init.__annotations__, doc + "\n\n        " + init.__doc__
+        return copy
 
     @staticmethod
-    def _default_layers(arch: str, layers, lin) -> tuple:
+    def _default_layers(arch: str, layers, lin):
         if layers is not None:
-            return (layers,) if isinstance(layers, str) else tuple(layers)
+            return layers
         if lin is None:
             return LAYERS
-        if arch not in LPIPS_TAPS:
-            raise ValueError(f"give the layers that the lin weights belong to (lpips taps are known for "
-                             f"{', '.join(LPIPS_TAPS)} only)")
-        return LPIPS_TAPS[arch][1]
+        if lpips_layers(arch) is None:
+            raise ValueError(f"give the layers that the lin weights {lin} belong to (layers=None means the lpips "
+                             f"taps, known for {', '.join(LPIPS_TAPS)} only, not {arch})")
+        return LPIPS_PRESET
+
+    @staticmethod
+    def _check_taps(arch: str, layers) -> dict:
+        """Each tap's smallest input and output shape (probed on the meta device); a tap that gives no spatial
+        map (after the flatten) is refused."""
+        probes = probe_taps(arch, layers)
+        for layer, p in probes.items():
+            if len(p.shape) != 4:
+                spatial = [t.layer + "=" + t.module for t in get_architecture(arch).taps]
+                raise ValueError(f"tap {layer!r} of {arch} gives features of shape (N, {', '.join(map(str, p.shape[1:]))})"
+                                 f", not a spatial map (N, C, H, W): a tap must come before the classifier's "
+                                 f"flatten, e.g. {', '.join(spatial)}")
+        return probes
+
+    def _check_size(self, what: str, size) -> None:
+        """Images of ``size`` (H, W) reach the network: refuse them if a tap needs larger ones."""
+        h, w = size
+        small = {layer: p.min_side for layer, p in self._probes.items() if min(h, w) < p.min_side}
+        if small:
+            need = max(small.values())
+            raise ValueError(f"{what} {h}x{w}, too small for {self.arch}'s tap(s) "
+                             + ", ".join(f"{k} (needs at least {s}x{s})" for k, s in small.items())
+                             + f": give images of at least {need}x{need} (or resize={need})")
+
+    @staticmethod
+    def _lin_weights(arch: str, layers, lin, lin_sha256):
+        if lin is None:
+            return None
+        if lin == "lpips":
+            if lpips_layers(arch) != tuple(layers):
+                raise ValueError(f"lin='lpips' (LPIPS v0.1) weighs the taps of layers='lpips' of "
+                                 f"{', '.join(LPIPS_TAPS)}, not {'+'.join(layers)} of {arch}")
+            return lpips_lin_weights(arch)
+        return load_lin_weights(lin, arch, layers, sha256=lin_sha256)
 
     def _per_tap_weights(self, layer_weights) -> tuple[float, ...]:
         if layer_weights is None:
             return (1.0,) * len(self.layers)
         if isinstance(layer_weights, dict):
-            arch = get_architecture(self._options["arch"])
+            arch = get_architecture(self.arch)
             by_tap = {arch.resolve(k).layer: float(v) for k, v in layer_weights.items()}
             if set(by_tap) != set(self.layers):
                 raise ValueError(f"layer_weights must give every tap {self.layers} a weight, got {list(layer_weights)}")
@@ -131,8 +189,9 @@ class TapDistances(nn.Module):
             parts.append(f"lin={self.lin_label}")
         if any(w != 1 for w in self.layer_weights):
             parts.append("tap_weights=" + ",".join(f"{w:g}" for w in self.layer_weights))
-        lo, hi = self.input_range
-        parts += [f"range=[{lo:g},{hi:g}]", "resize=" + ("x".join(map(str, self.resize)) if self.resize else "none")]
+        lo, hi = self.contract.input_range
+        parts.append(f"range=[{lo:g},{hi:g}]" + (",clamped" if self.contract.range_check == "clamp" else ""))
+        parts.append("resize=" + ("x".join(map(str, self.resize)) if self.resize else "none"))
         return " ".join(parts)
 
     def _on(self, device: torch.device) -> _Loaded:
@@ -142,11 +201,21 @@ class TapDistances(nn.Module):
             self._loaded = _Loaded(net, tuple(None if w is None else w.to(device) for w in self._lin_cpu))
         return self._loaded
 
-    def features(self, images: Tensor) -> dict[str, Tensor]:
-        """``{tap: features}`` of images under the input contract, one pass."""
-        x = to_unit_range(images, self.input_range)
+    def checked_pair(self, names: tuple[str, str], a, b, *, same_count: bool = True,
+                     contract: InputContract | None = None) -> tuple[Tensor, Tensor]:
+        """Two batches under the input contract (``contract``, default this module's), resized, and checked
+        against the taps' smallest inputs: float RGB in [0, 1], ready for ``features``; every error names the
+        input (``names``) and the fact."""
+        x, y = (contract or self.contract).pair(names, a, b, same_count=same_count)
         if self.resize:
-            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False, antialias=True)
+            x, y = (F.interpolate(t, size=self.resize, mode="bilinear", align_corners=False, antialias=True)
+                    for t in (x, y))
+        else:
+            self._check_size(f"{names[0]} and {names[1]} are", x.shape[2:])
+        return x, y
+
+    def features(self, x: Tensor) -> dict[str, Tensor]:
+        """``{tap: features}`` of images that passed ``checked_pair``, one pass."""
         return self._on(x.device).net(x)
 
     def _distance(self, a: Tensor, b: Tensor, lin: Tensor | None) -> Tensor:
@@ -157,25 +226,33 @@ class TapDistances(nn.Module):
         lin = self._loaded.lin
         return {layer: self._distance(fa[layer], fb[layer], lin[i]) for i, layer in enumerate(self.layers)}
 
+    def per_set(self, per_tap: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``{tap set: sum of its taps' distances}`` (tap weights not applied), as the command line's rows."""
+        return {s.name: sum(per_tap[layer] for layer in s.layers) for s in self.sets}
+
     def total(self, per_tap: dict[str, Tensor]) -> Tensor:
         """The tap-weighted sum of per-tap distances."""
         return sum(w * d for w, d in zip(self.layer_weights, per_tap.values()))
 
-    def spatial(self, fa: dict[str, Tensor], fb: dict[str, Tensor], size) -> Tensor:
+    def spatial_map(self, fa: dict[str, Tensor], fb: dict[str, Tensor], size) -> Tensor:
         """(N,1,H,W) map at ``size``: each tap's per-pixel distance bilinearly upsampled (as lpips'
         ``spatial=True``), tap-weighted and summed; a tap's distance is its map's mean before upsampling."""
-        lin, maps = self._loaded.lin, []
+        return sum(w * m for w, m in zip(self.layer_weights, self.spatial_per_tap(fa, fb, size).values()))
+
+    def spatial_per_tap(self, fa: dict[str, Tensor], fb: dict[str, Tensor], size) -> dict[str, Tensor]:
+        """``{tap: (N,1,H,W)}``: each tap's per-pixel distance bilinearly upsampled to ``size`` (weights not
+        applied)."""
+        lin, maps = self._loaded.lin, {}
         for i, layer in enumerate(self.layers):
             a, b = fa[layer], fb[layer]
             n, c, h, w = a.shape
             pixels = lambda f: f.permute(0, 2, 3, 1).reshape(n * h * w, c, 1, 1)  # noqa: E731 (a pixel a sample)
             m = self._distance(pixels(a), pixels(b), lin[i]).view(n, 1, h, w)
-            maps.append(self.layer_weights[i] * F.interpolate(m, size=tuple(size), mode="bilinear",
-                                                              align_corners=False))
-        return sum(maps)
+            maps[layer] = F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False)
+        return maps
 
     def reduce(self, d: Tensor) -> Tensor:
         return d.mean() if self.reduction == "mean" else d.sum() if self.reduction == "sum" else d
 
     def extra_repr(self) -> str:
-        return f"{self.config}, reduction={self.reduction}"
+        return f"{self.config}, reduction={self.reduction}, {self.contract!r}"

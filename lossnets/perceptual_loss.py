@@ -10,21 +10,21 @@ from .perceptual import TapDistances
 class PerceptualLoss(TapDistances):
     """``loss(output, target)``: the tap-weighted sum of per-tap feature losses of two image batches.
 
-    ``distance``: "mse" (feature MSE, default) or "lpips" (with optional ``lin`` channel weights); images obey
-    the input contract (``input_range``, default (0, 1); uint8 scaled; grayscale repeated to RGB).
-    ``reduction``: "mean", "sum" or "none" (per image). The loss network follows the input's device, stays
-    in eval mode with frozen weights, and is no parameter, submodule or state_dict entry of this module.
-    The target's features are computed without autograd unless the target requires grad.
-    See :class:`~lossnets.perceptual.TapDistances` for every option.
+    The loss network follows the input's device, stays in eval mode with frozen weights, and is no parameter,
+    submodule or state_dict entry of this module. The target's features are computed without autograd unless
+    the target requires grad. Every option is checked when the loss is built; the images of every call are
+    checked (input_contract.py) before the network runs.
     """
 
-    def __init__(self, arch: str, layers=None, weights: str = "imagenet", *, distance: str = "mse", **options):
-        super().__init__(arch, layers, weights, distance=distance, **options)
+    __init__ = TapDistances.init_with(
+        "A perceptual loss; by default the feature MSE (``distance='mse'``), averaged over the batch.",
+        distance="mse", reduction="mean")
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        if output.shape[0] != target.shape[0]:
-            raise ValueError(f"output and target batches differ: {tuple(output.shape)} and {tuple(target.shape)}")
-        fo = self.features(output)
+        """The loss between ``output`` and ``target``, two (N, 3|1, H, W) batches of as many images of one size
+        in ``input_range`` (or uint8): a scalar, or (N,) with ``reduction="none"``."""
+        x, y = self.checked_pair(("output", "target"), output, target)
+        fo = self.features(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and target.requires_grad):
-            ft = self.features(target)
+            ft = self.features(y)
         return self.reduce(self.total(self.per_tap(fo, ft)))

@@ -1,5 +1,5 @@
 """PerceptualLoss: training reduces it with finite gradients (also at zero feature differences), it stays
-frozen and outside its owner's parameters, and the input contract holds."""
+frozen and outside its owner's parameters (the input contract: test_perceptual_contract.py)."""
 import pytest
 import torch
 from torch import nn
@@ -55,26 +55,3 @@ def test_frozen_and_outside_its_owner(alexnet_file):
     net = owner.loss._loaded.net
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     assert owner.loss(x.double(), x.double()).dtype == torch.float32
-
-
-def test_input_contract(alexnet_file):
-    loss_fn = PerceptualLoss("alexnet", "E", str(alexnet_file), reduction="none")
-    x, y = _images(seed=2), _images(seed=3)
-    with pytest.raises(ValueError, match=r"span \[-0.99.*outside the declared input_range=\(0, 1\).*input_range=\(-1, 1\)"):
-        loss_fn(x * 2 - 1, y)
-    signed = PerceptualLoss("alexnet", "E", str(alexnet_file), reduction="none", input_range=(-1, 1))
-    torch.testing.assert_close(signed(x * 2 - 1, y * 2 - 1), loss_fn(x, y))
-    with pytest.raises(ValueError, match=r"span \[0.*input_range=\(-1, 1\)"):
-        signed(x + 0.5, y)
-    q = (x * 255).round().to(torch.uint8)
-    torch.testing.assert_close(loss_fn(q, y), loss_fn(q.float() / 255, y))
-    torch.testing.assert_close(loss_fn(x[:, :1], y), loss_fn(x[:, :1].expand(-1, 3, -1, -1), y))
-    for channels in (2, 4):
-        with pytest.raises(ValueError, match=f"3 \\(RGB\\) or 1 \\(grayscale.*got {channels}"):
-            loss_fn(torch.rand(2, channels, 40, 40), y)
-    with pytest.raises(TypeError, match="uint8 or floating-point"):
-        loss_fn(torch.zeros(2, 3, 40, 40, dtype=torch.int64), y)
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        loss_fn(x[0], y[0])
-    with pytest.raises(ValueError, match="input_range"):
-        PerceptualLoss("alexnet", "E", str(alexnet_file), input_range=(1, 0))
