@@ -5,10 +5,10 @@ import time
 import tomllib
 from pathlib import Path
 
-from .autoencoder.data import make_svhn
-from .segmentation.data import make_roads
-from .similarity.bapps import make_bapps
-from .superres.data import make_sr
+from .autoencoder.made import make_svhn
+from .segmentation.made import make_roads
+from .similarity.made import make_bapps
+from .superres.made import make_sr
 from .sweep.report import write_report
 from .sweep.results import write_csv_atomic
 from .sweep.runner import SweepConfig, sweep

@@ -122,7 +122,7 @@ def _cmd_similarity(args) -> None:
 def _cmd_lin(args) -> None:
     import pandas as pd
 
-    from lossnets.benchmarks.similarity.benchmark import open_store, statistics
+    from lossnets.benchmarks.similarity.statistics import open_store, statistics
     from lossnets.benchmarks.similarity.bapps import find_subsets, load_bapps, resolve_root
     from lossnets.benchmarks.similarity.lin_training import learn_lin
     from lossnets.benchmarks.sweep.results import write_csv_atomic
@@ -154,7 +154,7 @@ def _cmd_lin(args) -> None:
 
 
 def _cmd_data_make_bapps(args) -> None:
-    from lossnets.benchmarks.similarity.bapps import make_bapps
+    from lossnets.benchmarks.similarity.made import make_bapps
     root = make_bapps(args.dir, size=args.size, jnd_size=args.jnd_size, train_size=args.train_size, seed=args.seed)
     print(f"wrote a SYNTHETIC BAPPS-layout set to {root} (scikit-image photo patches, SYNTHETIC judgments from a "
           f"pixel metric plus noise, not human; see {root}/README.txt). For tests and demos only.")
@@ -239,14 +239,14 @@ def _cmd_autoencoder(args) -> None:
 
 
 def _cmd_data_make_svhn(args) -> None:
-    from lossnets.benchmarks.autoencoder.data import make_svhn
+    from lossnets.benchmarks.autoencoder.made import make_svhn
     root = make_svhn(args.dir, n_train=args.n_train, n_test=args.n_test, n_extra=args.n_extra, seed=args.seed)
     print(f"wrote a SYNTHETIC set in SVHN's file format to {root} (10 classes of tinted scikit-image photo "
           f"patches, not digits; see {root}/README.txt). For tests and demos only.")
 
 
 def _cmd_data_make_stl10(args) -> None:
-    from lossnets.benchmarks.autoencoder.data import make_stl10
+    from lossnets.benchmarks.autoencoder.made import make_stl10
     root = make_stl10(args.dir, n_train=args.n_train, n_test=args.n_test, n_unlabeled=args.n_unlabeled,
                       seed=args.seed)
     print(f"wrote a SYNTHETIC set in STL-10's binary format to {root} (10 classes of tinted scikit-image photo "
@@ -254,7 +254,7 @@ def _cmd_data_make_stl10(args) -> None:
 
 
 def _cmd_data_make_roads(args) -> None:
-    from lossnets.benchmarks.segmentation.data import make_roads
+    from lossnets.benchmarks.segmentation.made import make_roads
     root = make_roads(args.dir, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, size=args.size,
                       seed=args.seed)
     print(f"wrote a SYNTHETIC road set in the official Massachusetts Roads layout to {root} (roads drawn over "
@@ -262,7 +262,7 @@ def _cmd_data_make_roads(args) -> None:
 
 
 def _cmd_data_make_sr(args) -> None:
-    from lossnets.benchmarks.superres.data import make_sr
+    from lossnets.benchmarks.superres.made import make_sr
     root = make_sr(args.dir, n_train=args.n_train, n_val=args.n_val, size=args.size, seed=args.seed)
     print(f"wrote super-resolution demo folders to {root}: train/, val/, test/{{set5,set14,bsd100}} "
           f"(crops of scikit-image's photos, not the benchmark's data sets; see {root}/README.txt)")

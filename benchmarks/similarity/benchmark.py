@@ -9,88 +9,25 @@ features, so a rerun with other weights reads kilobytes per pair. Scoring is the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from lossnets.engine.tap_sets import TapSet, tap_sets, union_layers
+from lossnets.engine.tap_sets import tap_sets, union_layers
 
 from .bapps import BAPPS, load_bapps
 from .lin_training import LinTraining
-from .scoring import jnd_map, score_2afc
-from .statistics import CACHE_PREPROCESSING, STATISTIC, PairStatistics, pair_statistics
+from .scoring import Distances, score_set
+from .statistics import CACHE_PREPROCESSING, open_store, statistics
 from ..sweep.results import BASELINE, run_metadata, tidy, with_paper_values, write_csv_atomic
 
 BENCHMARK = "similarity"
-
-
-# ---------------------------------------------------------------------------------------------
-# distances
-
-@dataclass
-class Distances:
-    """Per metric (a tap or tap set) and subset: ``d0``/``d1`` (2AFC, ref to p0/p1) or ``d`` (JND, p0 to p1),
-    float64."""
-    data: BAPPS
-    values: dict[str, dict[str, dict[str, np.ndarray]]]  # metric -> subset -> {"d0","d1"} or {"d"}
-
-
-def open_store(cache, progress: bool = True):
-    """The statistics store on ``cache``: a URL, a FeatureCache (its root) or a StatisticsStore; None for None."""
-    from lossnets.cache import FeatureCache, StatisticsStore
-    if cache is None or isinstance(cache, StatisticsStore):
-        return cache
-    url = cache.root.url if isinstance(cache, FeatureCache) else str(cache)
-    return StatisticsStore(url, statistic=STATISTIC, progress=progress)
-
-
-def statistics(net, data, *, subsets=None, cache=None, batch_size: int = 64, progress: bool = True) -> PairStatistics:
-    """The per-channel statistics of every pair of ``data`` (a BAPPS or a folder) at every tap of ``net``, through
-    the statistics store on ``cache`` (see :func:`open_store`) when one is given."""
-    data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
-    return pair_statistics(net, data, subsets=subsets, store=open_store(cache, progress), batch_size=batch_size,
-                           progress=progress)
 
 
 def distances(net, data, *, subsets=None, cache=None, batch_size: int = 64, progress: bool = True) -> Distances:
     """The baseline distances of every tap of net on every (chosen) subset of data."""
     stats = statistics(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress)
     return Distances(stats.data, {layer: stats.distances((layer,)) for layer in net.layers})
-
-
-def score(dists: Distances) -> list[dict]:
-    """Rows (layer, dataset, metric, value, n) of the 2AFC and JND scores and their aggregates."""
-    rows = []
-    data = dists.data
-    for layer, per_subset in dists.values.items():
-        twoafc, jnd_d, jnd_s = [], [], []
-        for name, v in per_subset.items():
-            sub = data.subsets[name]
-            if sub.kind == "2afc":
-                value = score_2afc(v["d0"], v["d1"], sub.target)
-                twoafc.append((value, len(sub)))
-                rows.append(dict(layer=layer, dataset=name, metric="2afc", value=value, n=len(sub)))
-            else:
-                value = jnd_map(v["d"], sub.target)
-                jnd_d.append(v["d"])
-                jnd_s.append(sub.target)
-                rows.append(dict(layer=layer, dataset=name, metric="jnd_map", value=value, n=len(sub)))
-        split = next(iter(per_subset)).split("/")[1] if per_subset else "val"
-        if twoafc:
-            rows.append(dict(layer=layer, dataset=f"2afc/{split}", metric="2afc",
-                             value=float(np.mean([v for v, _ in twoafc])), n=sum(n for _, n in twoafc)))
-        if jnd_d:
-            rows.append(dict(layer=layer, dataset=f"jnd/{split}", metric="jnd_map",
-                             value=jnd_map(np.concatenate(jnd_d), np.concatenate(jnd_s)),
-                             n=sum(len(s) for s in jnd_s)))
-    return rows
-
-
-def score_set(stats: PairStatistics, s: TapSet, weights=None) -> list[dict]:
-    """The score rows of the tap set ``s`` from ``stats``, with channel ``weights`` (None: the baseline)."""
-    return score(Distances(stats.data, {s.name: stats.distances(s.layers, weights)}))
 
 
 def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_size: int = 64,

@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import trange
 
-from .scoring import score_2afc
-from .statistics import PairStatistics
+from .bapps import BAPPS, load_bapps
+from .scoring import score_2afc, score_set
+from .statistics import PairStatistics, statistics
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,6 @@ def learn_lin(net, train, sets, *, val: PairStatistics | None = None, cache=None
     from lossnets.engine.lin_weights import LinWeights, lin_digest, lin_file, save_lin_weights
 
     from ..sweep.results import write_csv_atomic
-    from .bapps import BAPPS, load_bapps
-    from .benchmark import score_set, statistics
     arch = net.arch.name
     train = train if isinstance(train, BAPPS) else load_bapps(train, split="train", progress=progress)
     stats = statistics(net, train, cache=cache, batch_size=batch_size, progress=progress)

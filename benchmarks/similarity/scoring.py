@@ -3,10 +3,20 @@
 * 2AFC = mean of ``[d0<d1](1-g) + [d1<d0]g + 0.5[d0=d1]``.
 * JND = VOC all-point average precision over the pairs sorted by ascending distance, with ``same`` as
   soft positives.
+
+:func:`score` turns the distances of every subset into rows: per subset, then ``2afc/<split>`` (the unweighted
+mean of the 2AFC subsets) and ``jnd/<split>`` (the pooled JND pairs).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from lossnets.engine.tap_sets import TapSet
+
+from .bapps import BAPPS
+from .statistics import PairStatistics
 
 
 def score_2afc(d0, d1, judge) -> float:
@@ -43,3 +53,42 @@ def jnd_map(d, same) -> float:
     return voc_ap(rec, prec)
 
 
+@dataclass
+class Distances:
+    """Per metric (a tap or tap set) and subset: ``d0``/``d1`` (2AFC, ref to p0/p1) or ``d`` (JND, p0 to p1),
+    float64."""
+    data: BAPPS
+    values: dict[str, dict[str, dict[str, np.ndarray]]]  # metric -> subset -> {"d0","d1"} or {"d"}
+
+
+def score(dists: Distances) -> list[dict]:
+    """Rows (layer, dataset, metric, value, n) of the 2AFC and JND scores and their aggregates."""
+    rows = []
+    data = dists.data
+    for layer, per_subset in dists.values.items():
+        twoafc, jnd_d, jnd_s = [], [], []
+        for name, v in per_subset.items():
+            sub = data.subsets[name]
+            if sub.kind == "2afc":
+                value = score_2afc(v["d0"], v["d1"], sub.target)
+                twoafc.append((value, len(sub)))
+                rows.append(dict(layer=layer, dataset=name, metric="2afc", value=value, n=len(sub)))
+            else:
+                value = jnd_map(v["d"], sub.target)
+                jnd_d.append(v["d"])
+                jnd_s.append(sub.target)
+                rows.append(dict(layer=layer, dataset=name, metric="jnd_map", value=value, n=len(sub)))
+        split = next(iter(per_subset)).split("/")[1] if per_subset else "val"
+        if twoafc:
+            rows.append(dict(layer=layer, dataset=f"2afc/{split}", metric="2afc",
+                             value=float(np.mean([v for v, _ in twoafc])), n=sum(n for _, n in twoafc)))
+        if jnd_d:
+            rows.append(dict(layer=layer, dataset=f"jnd/{split}", metric="jnd_map",
+                             value=jnd_map(np.concatenate(jnd_d), np.concatenate(jnd_s)),
+                             n=sum(len(s) for s in jnd_s)))
+    return rows
+
+
+def score_set(stats: PairStatistics, s: TapSet, weights=None) -> list[dict]:
+    """The score rows of the tap set ``s`` from ``stats``, with channel ``weights`` (None: the baseline)."""
+    return score(Distances(stats.data, {s.name: stats.distances(s.layers, weights)}))

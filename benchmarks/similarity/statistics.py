@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .bapps import BAPPS, select_subsets
+from .bapps import BAPPS, load_bapps, select_subsets
 
 STATISTIC = "lpips-channel-m"  # what the statistics store holds (part of its entries' key)
 CACHE_DATASET = "bapps"  # item ids are content digests of the decoded images, so one name serves every subset
@@ -99,3 +99,20 @@ def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: i
         blocks.append(compute(np.arange(start, min(start + batch_size, len(ids)))))
     m = {layer: torch.cat([blk[layer] for blk in blocks]) if blocks else torch.zeros(0, 0) for layer in net.layers}
     return PairStatistics(data, m, slots)
+
+
+def open_store(cache, progress: bool = True):
+    """The statistics store on ``cache``: a URL, a FeatureCache (its root) or a StatisticsStore; None for None."""
+    from lossnets.cache import FeatureCache, StatisticsStore
+    if cache is None or isinstance(cache, StatisticsStore):
+        return cache
+    url = cache.root.url if isinstance(cache, FeatureCache) else str(cache)
+    return StatisticsStore(url, statistic=STATISTIC, progress=progress)
+
+
+def statistics(net, data, *, subsets=None, cache=None, batch_size: int = 64, progress: bool = True) -> PairStatistics:
+    """The per-channel statistics of every pair of ``data`` (a BAPPS or a folder) at every tap of ``net``, through
+    the statistics store on ``cache`` (see :func:`open_store`) when one is given."""
+    data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
+    return pair_statistics(net, data, subsets=subsets, store=open_store(cache, progress), batch_size=batch_size,
+                           progress=progress)

@@ -11,7 +11,7 @@ order), timed side by side in one run, each the best of ``--repeats`` interleave
 Synthetic input (Gaussian clusters, 10 classes, the same labels for every set): only the speed matters here;
 the table also reports how far the batched test accuracies are from the one-by-one ones.
 
-    python benchmarks/speed/autoencoder_probes.py [--n 8000] [--dim 64] [--sets 4] [--epochs 3] [--threads 1 2]
+    python -m benchmarks.speed.autoencoder_probes [--n 8000] [--dim 64] [--sets 4] [--epochs 3] [--threads 1 2]
 
 Writes ``benchmarks/speed/results/autoencoder_probes_<device>.csv`` and ``.md``.
 """

@@ -3,7 +3,7 @@ and the read path's crc32 check against decompression.
 
 Real ReLU features: seeded random-weight loss networks on 64x64 patches of the scikit-image photos.
 Writes benchmarks/speed/results/cache_{codecs,coldwarm,policy,crc}.csv and prints the tables.
-Usage: python benchmarks/speed/cache_bench.py [--n 256] [--archs ...] [--threads 1] [--parts codecs coldwarm crc]
+Usage: python -m benchmarks.speed.cache_bench [--n 256] [--archs ...] [--threads 1] [--parts codecs coldwarm crc]
 """
 from __future__ import annotations
 

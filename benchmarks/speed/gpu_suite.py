@@ -1,7 +1,7 @@
 """Every GPU figure of the project from one run of under 8 minutes: kernels, loss networks, the BAPPS val
 grid, training steps, lin training.
 
-    python benchmarks/speed/gpu_suite.py [--smoke] [--out DIR] [--parts kernels networks ...] [--budget 430]
+    python -m benchmarks.speed.gpu_suite [--smoke] [--out DIR] [--parts kernels networks ...] [--budget 430]
 
 GPU time comes in short windows, so one process measures everything on one H100/H200, compilation
 included. Each part gets a share of ``--budget`` (seconds, counted from the start of ``main``; time a part
@@ -58,16 +58,16 @@ from tqdm.auto import tqdm
 from lossnets import LossNetwork
 from lossnets.benchmarks.similarity import benchmark as similarity
 from lossnets.benchmarks.data.photos import SYNTHETIC_MARKER
-from lossnets.benchmarks.similarity.bapps import BAPPS, load_bapps, make_bapps
+from lossnets.benchmarks.similarity.bapps import BAPPS, load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.engine import resolve_archs
 from lossnets.engine.atomic import atomic_write_text
 from lossnets.engine.profiler import count_macs, measure
 
-sys.path.insert(0, str(Path(__file__).parent))
-import kernel_bandwidth  # noqa: E402  (a script beside this one)
-from lin_training import epoch_row  # noqa: E402
-from training_benchmarks import TRAINING, sync, time_steps  # noqa: E402
+from . import kernel_bandwidth
+from .lin_training import epoch_row
+from .training_benchmarks import TRAINING, sync, time_steps
 
 RESULTS = Path(__file__).parent / "results"
 TAPS = ("E", "S", "M", "L")
@@ -564,7 +564,7 @@ def report(meta: dict, status: list[dict], sections: dict[str, str], smoke: bool
     """The suite's markdown: what ran where, each part's status, then each part's section."""
     lines = [f"# GPU suite on {meta['device']}", "",
              f"{meta['created']}; lossnets {meta['lossnets_version']}, torch {meta['torch']}, triton {meta['triton']}, "
-             f"CUDA {meta['cuda']}; `python benchmarks/speed/gpu_suite.py`, budget {budget:.0f}s, {wall:.0f}s from "
+             f"CUDA {meta['cuda']}; `python -m benchmarks.speed.gpu_suite`, budget {budget:.0f}s, {wall:.0f}s from "
              "the start of main to the end of the last part.", ""]
     if smoke:
         lines += ["**SMOKE RUN**: tiny sizes on the CPU, compiled with aot_eager; it shows the script works, its "

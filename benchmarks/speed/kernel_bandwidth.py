@@ -10,7 +10,7 @@ On CUDA the implementations are ``fused`` (the Triton kernels behind ``lossnets.
 and ``compile`` (the PyTorch reference, plain and under ``torch.compile``). Without a GPU the custom
 ops run that same reference, so the script measures only ``eager`` against ``compile`` and says so.
 
-    python benchmarks/speed/kernel_bandwidth.py [--archs alexnet vgg16] [--dtype bfloat16]
+    python -m benchmarks.speed.kernel_bandwidth [--archs alexnet vgg16] [--dtype bfloat16]
 
 Writes ``benchmarks/speed/results/kernel_bandwidth_<device>.csv`` (one row per measurement) and
 ``.md`` (medians and ratios).

@@ -9,7 +9,7 @@ and the statistics pass of the whole grid against the baseline grid run.
   architecture, the fused summed distance per tap, no statistics), (e) the cold statistics pass into a
   fresh store, and (f) the warm run: every network rescored with other channel weights from the store.
 
-    python benchmarks/speed/lin_training.py [--train-size 100] [--size 4] [--archs ...] [--device ...]
+    python -m benchmarks.speed.lin_training [--train-size 100] [--size 4] [--archs ...] [--device ...]
 
 Writes ``benchmarks/speed/results/lin_training_<device>.csv`` and ``.md`` (judgments SYNTHETIC: only the
 time matters here).
@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lossnets.benchmarks.similarity import benchmark as similarity
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.similarity.bapps import load_bapps
 from lossnets.benchmarks.similarity.lin_training import LinTraining, Triplets, train_lin
+from lossnets.benchmarks.similarity.made import make_bapps
+from lossnets.benchmarks.similarity.statistics import statistics
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.engine import LossNetwork, resolve_archs
 from lossnets.engine.lin_weights import LPIPS_TAPS
@@ -77,7 +78,7 @@ def epoch_row(arch: str, train, device, seed: int = 0, batch_size: int = 64) -> 
     net = LossNetwork(arch, layers, "random", seed=seed, device=device)
     net(torch.zeros(1, 3, 64, 64, dtype=torch.uint8, device=device))  # first-call costs outside the timings
     t = time.perf_counter()
-    stats = similarity.statistics(net, train, batch_size=batch_size, progress=False)
+    stats = statistics(net, train, batch_size=batch_size, progress=False)
     sync(device)
     stats_s = time.perf_counter() - t
     triplets = Triplets.of(stats, layers)
@@ -130,7 +131,7 @@ def grid_part(args, device, work: Path) -> list[dict]:
             if phase == "baseline":
                 baseline_grid_arch(net, data, args.batch_size)
             else:
-                stats = similarity.statistics(net, data, cache=cache, batch_size=args.batch_size, progress=False)
+                stats = statistics(net, data, cache=cache, batch_size=args.batch_size, progress=False)
                 for layer in TAPS:  # other channel weights: a matrix product per tap
                     stats.distances((layer,), [torch.rand(stats.m[layer].shape[1])])
             sync(device)

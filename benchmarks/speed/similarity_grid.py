@@ -15,12 +15,12 @@ All three use the same random weights (no ImageNet weights needed) and the same 
 (SYNTHETIC judgments: only the speed matters here). Agreement between plain and lossnets is reported
 (the cache stores fp32 here, as `similarity` does for a cache URL).
 
-    python benchmarks/speed/similarity_grid.py [--size 4] [--archs ...] [--batch-size 64]
+    python -m benchmarks.speed.similarity_grid [--size 4] [--archs ...] [--batch-size 64]
 
 On a GPU, a set of BAPPS val's size (about 36k triplets, 9.6k JND pairs) for lossnets alone, without a
 cache (all of val's features would not fit a disk at fp32)::
 
-    python benchmarks/speed/similarity_grid.py --size 6000 --jnd-size 4800 --no-plain --no-cache \
+    python -m benchmarks.speed.similarity_grid --size 6000 --jnd-size 4800 --no-plain --no-cache \
         --amp bf16 --batch-size 1024
 
 Writes ``benchmarks/speed/results/similarity_grid_<device>[_<options>].csv`` (per architecture) and ``.md``.
@@ -38,7 +38,10 @@ import pandas as pd
 import torch
 
 from lossnets.benchmarks.similarity import benchmark as similarity
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.similarity.bapps import load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
+from lossnets.benchmarks.similarity.scoring import Distances, score
+from lossnets.benchmarks.similarity.statistics import open_store
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.engine import LossNetwork, get_architecture, resolve_archs
 from lossnets.engine.registry import NORMALIZATIONS
@@ -80,7 +83,7 @@ def plain_cell(arch: str, layer: str, root: Path, batch_size: int, device, seed:
                 else:
                     out.setdefault("d", []).append(perceptual_distance(f(sub.index["p0"][sl]), f(sub.index["p1"][sl])))
             values[layer][sub.name] = {k: torch.cat(v).double().cpu().numpy() for k, v in out.items()}
-    return [dict(arch=arch, **r) for r in similarity.score(similarity.Distances(data, values))]
+    return [dict(arch=arch, **r) for r in score(Distances(data, values))]
 
 
 def main(argv=None) -> None:
@@ -123,7 +126,7 @@ def main(argv=None) -> None:
                 sync()
                 seconds[("plain", arch)] = time.perf_counter() - t
             for phase in phases:  # warm: a new store object on the same folder, as a new process would make
-                cache = similarity.open_store(str(work / "cache"), progress=False) if args.cache else None
+                cache = open_store(str(work / "cache"), progress=False) if args.cache else None
                 t = time.perf_counter()
                 net = LossNetwork(arch, TAPS, "random", seed=args.seed, device=device, amp=args.amp, lazy=True)
                 df = similarity.run(net, data, cache=cache, batch_size=args.batch_size, progress=False)

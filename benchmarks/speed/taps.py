@@ -1,6 +1,6 @@
 """Four taps in one pass against four separate truncated passes and against the full network.
 
-    python benchmarks/speed/taps.py [--archs ...] [--size 128] [--batch 8] [--device cpu] [--rounds 5]
+    python -m benchmarks.speed.taps [--archs ...] [--size 128] [--batch 8] [--device cpu] [--rounds 5]
 
 Every variant is timed in interleaved rounds (A B C D A B C D ...) and the median is kept, so a
 machine's background load hits all of them alike. Writes benchmarks/speed/results/taps.{csv,md}.

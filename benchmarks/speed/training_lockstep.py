@@ -12,7 +12,7 @@ Random images of each benchmark's shapes at CPU-sized resolutions (``training_be
 fp32, random weights; only the speed matters. The GPU figures (published sizes, bf16, compile, and the grid's
 GPU-hours) come from ``gpu_suite.py``.
 
-    python benchmarks/speed/training_lockstep.py [--archs squeezenet1_1 vgg16] [--steps 6] [--threads 2]
+    python -m benchmarks.speed.training_lockstep [--archs squeezenet1_1 vgg16] [--steps 6] [--threads 2]
 
 Writes ``benchmarks/speed/results/training_lockstep_<device>.csv`` and ``.md``.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -31,8 +30,7 @@ from lossnets import LossNetwork
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.cache import FeatureCache
 
-sys.path.insert(0, str(Path(__file__).parent))
-from training_benchmarks import TRAINING, time_steps  # noqa: E402  (a module beside this script)
+from .training_benchmarks import TRAINING, time_steps
 
 OUT = Path(__file__).parent / "results"
 TAPS = ("E", "S", "M", "L")

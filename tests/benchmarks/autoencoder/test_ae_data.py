@@ -11,7 +11,7 @@ import scipy.io
 import torch
 from torchvision.datasets import STL10, SVHN
 
-from lossnets.benchmarks.autoencoder import data
+from lossnets.benchmarks.autoencoder import data, made
 from lossnets.benchmarks.data.download import DownloadError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -19,12 +19,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def svhn(tmp_path_factory):
-    return data.make_svhn(tmp_path_factory.mktemp("svhn"), n_train=40, n_test=20, n_extra=30)
+    return made.make_svhn(tmp_path_factory.mktemp("svhn"), n_train=40, n_test=20, n_extra=30)
 
 
 @pytest.fixture(scope="module")
 def stl10(tmp_path_factory):
-    return data.make_stl10(tmp_path_factory.mktemp("stl10"), n_train=20, n_test=10, n_unlabeled=15)
+    return made.make_stl10(tmp_path_factory.mktemp("stl10"), n_train=20, n_test=10, n_unlabeled=15)
 
 
 def _pattern(n: int, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +38,7 @@ def _pattern(n: int, side: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_svhn_round_trip_maps_label_10_to_digit_0(tmp_path):
     images, labels = _pattern(12, 32)
-    data.write_svhn(tmp_path, "train", images, labels)
+    made.write_svhn(tmp_path, "train", images, labels)
     mat = scipy.io.loadmat(tmp_path / "train_32x32.mat")
     assert mat["X"].shape == (32, 32, 3, 12) and mat["y"].shape == (12, 1)
     assert mat["y"][0, 0] == 10 and mat["y"][3, 0] == 3  # the file keeps SVHN's 10 for the digit 0
@@ -51,7 +51,7 @@ def test_svhn_round_trip_maps_label_10_to_digit_0(tmp_path):
 
 def test_stl10_round_trip_keeps_images_upright(tmp_path):
     images, labels = _pattern(4, 96)
-    data.write_stl10(tmp_path, "train", images, labels)
+    made.write_stl10(tmp_path, "train", images, labels)
     raw = np.fromfile(tmp_path / "stl10_binary" / "train_X.bin", np.uint8)
     assert (raw[:96] == images[0, 0, :, 0]).all()  # the file holds each channel column by column
     assert (np.fromfile(tmp_path / "stl10_binary" / "train_y.bin", np.uint8) == labels + 1).all()
@@ -130,7 +130,7 @@ def test_wrong_shapes_and_labels(tmp_path):
 
 def test_truncated_or_mismatched_stl10_files(tmp_path):
     images, labels = _pattern(3, 96)
-    folder = data.write_stl10(tmp_path, "test", images, labels)
+    folder = made.write_stl10(tmp_path, "test", images, labels)
     (folder / "test_y.bin").write_bytes(bytes([1, 2]))
     with pytest.raises(data.AutoencoderDataError, match=r"test_y\.bin holds 2 labels for the 3 images"):
         data.read_stl10(tmp_path, "test")

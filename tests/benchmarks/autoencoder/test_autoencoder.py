@@ -4,7 +4,7 @@ import pytest
 
 from lossnets import LossNetwork
 from lossnets.benchmarks.autoencoder import benchmark as ae
-from lossnets.benchmarks.autoencoder.data import make_stl10, make_svhn
+from lossnets.benchmarks.autoencoder.made import make_stl10, make_svhn
 from lossnets.cli import main
 
 ARCH = "squeezenet1_1"  # the smallest loss network: quick on a CPU

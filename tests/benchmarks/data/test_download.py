@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lossnets.benchmarks.data import download as dl
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.similarity.bapps import load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
 
 
 class Server:

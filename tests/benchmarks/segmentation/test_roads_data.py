@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lossnets.benchmarks.segmentation.data import (RoadsError, fixed_crops, load_split, make_roads, parse_crops,
-                                                   random_crops)
+from lossnets.benchmarks.segmentation.data import RoadsError, fixed_crops, load_split, parse_crops, random_crops
+from lossnets.benchmarks.segmentation.made import make_roads
 from lossnets.benchmarks.data.photos import SYNTHETIC_MARKER
 
 pytestmark = pytest.mark.usefixtures("one_thread")

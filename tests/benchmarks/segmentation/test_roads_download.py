@@ -9,7 +9,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lossnets.benchmarks.data.download import MANIFEST, DownloadError
-from lossnets.benchmarks.segmentation.data import load_split, make_roads
+from lossnets.benchmarks.segmentation.data import load_split
+from lossnets.benchmarks.segmentation.made import make_roads
 from lossnets.benchmarks.segmentation.download import BASE_URL, fetch_mrd
 
 pytestmark = pytest.mark.usefixtures("one_thread")

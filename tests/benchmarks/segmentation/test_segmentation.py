@@ -7,7 +7,8 @@ import torch
 
 from lossnets import LossNetwork
 from lossnets.benchmarks.segmentation import benchmark as seg
-from lossnets.benchmarks.segmentation.data import load_split, make_roads
+from lossnets.benchmarks.segmentation.data import load_split
+from lossnets.benchmarks.segmentation.made import make_roads
 from lossnets.cli import main
 
 ARCH = "squeezenet1_1"  # the smallest loss network: quick on a CPU

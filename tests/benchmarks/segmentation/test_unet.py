@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lossnets.benchmarks.segmentation.data import load_split, make_roads, random_crops
+from lossnets.benchmarks.segmentation.data import load_split, random_crops
+from lossnets.benchmarks.segmentation.made import make_roads
 from lossnets.benchmarks.segmentation.metrics import count
 from lossnets.benchmarks.segmentation.model import Refiner, UNet, build_unet, refinement_loss
 

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from lossnets.benchmarks.similarity.bapps import (BappsError, JND_SUBSETS, TRAIN_SUBSETS, TWOAFC_SUBSETS,
-                                                  find_subsets, load_bapps, make_bapps, resolve_root,
-                                                  select_subsets)
+                                                  find_subsets, load_bapps, resolve_root, select_subsets)
+from lossnets.benchmarks.similarity.made import make_bapps
 from lossnets.benchmarks.data.photos import SYNTHETIC_MARKER
 from lossnets.cli import main
 

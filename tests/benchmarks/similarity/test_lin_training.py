@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
-from lossnets.benchmarks.similarity.benchmark import statistics
+from lossnets.benchmarks.similarity.bapps import load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
+from lossnets.benchmarks.similarity.statistics import statistics
 from lossnets.benchmarks.similarity.lin_training import (LinTraining, RankingHead, Triplets, initial_lin,
                                                          train_lin)
 from lossnets.cli import main

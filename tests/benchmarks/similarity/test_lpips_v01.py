@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
-from lossnets.benchmarks.similarity.benchmark import run, statistics
+from lossnets.benchmarks.similarity.bapps import load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
+from lossnets.benchmarks.similarity.benchmark import run
+from lossnets.benchmarks.similarity.statistics import statistics
 from lossnets.engine import LossNetwork
 from lossnets.engine.lin_weights import lpips_lin_weights
 from lossnets.engine.tap_sets import tap_set

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from lossnets.benchmarks.similarity import benchmark as similarity
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.similarity.bapps import load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
+from lossnets.benchmarks.similarity.statistics import open_store
 from lossnets.engine import LossNetwork
 from lossnets.engine.lin_weights import lin_file, save_lin_weights
 
@@ -55,7 +57,7 @@ def test_the_store_reads_back(root, net, tmp_path, monkeypatch):
     url = str(tmp_path / "cache")
     cold = similarity.run(net, data, cache=FeatureCache(url, progress=False), progress=False)  # its root's store
     count = Counting(net, monkeypatch)
-    store = similarity.open_store(url, progress=False)  # a new process: reads the zarr tier
+    store = open_store(url, progress=False)  # a new process: reads the zarr tier
     warm = similarity.run(net, data, subsets=["jnd"], cache=store, progress=False)
     assert count.n == 0 and store.stats()["computed"] == 0 and store.stats()["disk_hits"] == 2 * 2 * 2
     merged = cold.merge(warm, on=["layer", "dataset"], suffixes=("", "_warm"))

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
-from lossnets.benchmarks.similarity.benchmark import distances, run, score
+from lossnets.benchmarks.similarity.bapps import load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
+from lossnets.benchmarks.similarity.benchmark import distances, run
+from lossnets.benchmarks.similarity.scoring import score
 from lossnets.engine import LossNetwork
 
 lpips = pytest.importorskip("lpips")

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from lossnets.benchmarks.similarity import benchmark as similarity
-from lossnets.benchmarks.similarity.bapps import load_bapps, make_bapps
+from lossnets.benchmarks.similarity.bapps import load_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
 from lossnets.cache import StatisticsStore
 from lossnets.engine import LossNetwork
 from lossnets.engine.lin_weights import save_lin_weights

@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 
 from lossnets.benchmarks.data.images import ImageError, read_rgb
-from lossnets.benchmarks.superres.data import (gaussian_blur, load_sr_folder, load_test_folder, make_pair, make_sr,
-                                         sample_files)
+from lossnets.benchmarks.superres.data import gaussian_blur, load_sr_folder, load_test_folder, make_pair, sample_files
+from lossnets.benchmarks.superres.made import make_sr
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from lossnets import LossNetwork
 from lossnets.benchmarks.superres import benchmark as superres
 from lossnets.benchmarks.image_metrics import rgb_to_y, shave, to_uint8
-from lossnets.benchmarks.superres.data import load_sr_folder, load_test_folder, make_sr
+from lossnets.benchmarks.superres.data import load_sr_folder, load_test_folder
+from lossnets.benchmarks.superres.made import make_sr
 from lossnets.benchmarks import training
 from lossnets.benchmarks.superres.model import build_transform_net
 

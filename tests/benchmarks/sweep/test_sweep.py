@@ -214,7 +214,7 @@ def test_made_data_is_labelled_synthetic(tmp_path):
 
 def test_similarity_sweep_on_made_bapps_then_report(tmp_path):
     pytest.importorskip("lossnets.benchmarks.similarity.benchmark")
-    from lossnets.benchmarks.similarity.bapps import make_bapps
+    from lossnets.benchmarks.similarity.made import make_bapps
     from lossnets.benchmarks.sweep.report import write_report
     make_bapps(tmp_path / "bapps", size=2)
     cfg = tmp_path / "c.toml"
@@ -231,8 +231,8 @@ def test_similarity_sweep_on_made_bapps_then_report(tmp_path):
 
 
 def test_the_training_benchmarks_sweep_and_report_beside_tables_x_and_xi(tmp_path):
-    from lossnets.benchmarks.autoencoder.data import make_svhn
-    from lossnets.benchmarks.segmentation.data import make_roads
+    from lossnets.benchmarks.autoencoder.made import make_svhn
+    from lossnets.benchmarks.segmentation.made import make_roads
     from lossnets.benchmarks.sweep.report import write_report
     make_roads(tmp_path / "roads", n_train=4, n_valid=1, n_test=1, size=48)
     make_svhn(tmp_path / "svhn", n_train=30, n_test=10, n_extra=20)

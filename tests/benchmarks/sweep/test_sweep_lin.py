@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lossnets.benchmarks.similarity.bapps import make_bapps
+from lossnets.benchmarks.similarity.made import make_bapps
 from lossnets.benchmarks.sweep import runner as sw
 from lossnets.benchmarks.sweep.report import write_report
 from lossnets.engine.lin_weights import load_lin_weights
