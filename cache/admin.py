@@ -1,9 +1,13 @@
 """Administration of a cache root: list entries, disk use, verify checksums, remove entries."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import CacheWarning
+from .keys import is_current
 from .store import Entry, Root, item_crcs
 
 
@@ -40,12 +44,26 @@ def disk_usage(url) -> int:
     return _du(root, root.path)
 
 
+def stale(url) -> list[str]:
+    """Entries keyed the way of an older lossnets (see ``keys.is_current``): never read, only taking space."""
+    root = Root(url)
+    return [n for n in root.entry_names() if not is_current((root.read_json(root.join(n, "meta.json")) or {})
+                                                            .get("key", {}))]
+
+
 def verify(url, names=None, repair: bool = False) -> list[dict]:
     """Recompute each stored item's crc32; returns the bad chunks as {entry, chunk, rows, reason}.
-    ``repair``: mark those rows not done, so they read as missing and the next run recomputes them."""
+    ``repair``: mark those rows not done, so they read as missing and the next run recomputes them.
+    Stale entries (see :func:`stale`) are not checked: one CacheWarning names them all."""
     root = Root(url)
+    old = stale(url)
+    if old:
+        warnings.warn(f"lossnets cache: {len(old)} stale entry(ies) under {root.url}, keyed by an older lossnets "
+                      f"(by the digest of the whole loaded prefix) and never read: {', '.join(old)}; "
+                      f"`lossnets cache rm {root.url} NAME...` frees their space", CacheWarning, stacklevel=2)
     bad = []
-    for name in tqdm(names or root.entry_names(), desc="verify", unit="entry", leave=False):
+    for name in tqdm([n for n in names or root.entry_names() if n not in old], desc="verify", unit="entry",
+                     leave=False):
         entry = _open(root, name)
         c = entry.chunk_items
         rows = _done_rows(entry)

@@ -1,17 +1,21 @@
 """Entry keys: everything that determines a tap's features, hashed into the entry's name.
 
 One entry holds one tap of one loss network over one dataset; its items are addressed by id. The key
-is architecture, tap (letter and module path), weights digest (sha256 of the tensors), preprocessing
-(the caller's description of how pixels were made, e.g. size and resize filter, plus the net's input
-normalisation and autocast), dataset, storage dtype and engine version. Any change gives another
-name, so a change is a miss; the full key is also stored in the entry and checked on open.
+is architecture, tap (letter and module path), the tap's digest (sha256 of the parameters and buffers its
+output depends on: the network cut at that tap, whatever other taps are asked with it; see
+``lossnets.engine.digests``), preprocessing (the caller's description of how pixels were made, e.g. size
+and resize filter, plus the net's input normalisation and autocast), dataset, storage dtype and engine
+version. Any change gives another name, so a change is a miss; the full key is also stored in the entry
+and checked on open. Entries written under other key fields (lossnets 0.1.0 keyed a tap by the digest of
+the whole loaded prefix, which changed with the deepest tap asked) are never opened: ``is_current``
+tells them apart and ``lossnets cache verify`` reports them as stale.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 
 DTYPES = ("fp16", "bf16", "fp32")
@@ -27,7 +31,7 @@ class EntryKey:
     arch: str
     layer: str
     module: str
-    weights_digest: str
+    tap_digest: str
     preprocessing: str
     normalize: str
     amp: str
@@ -49,6 +53,11 @@ class EntryKey:
         return asdict(self)
 
 
+def is_current(key: dict) -> bool:
+    """Whether a stored key (an entry's meta.json) has this version's fields; entries that do not are stale."""
+    return set(key) == {f.name for f in fields(EntryKey)}
+
+
 def storage_dtype(net, dtype: str | None = None) -> str:
     """The dtype features of ``net`` are stored in: ``dtype``, or (None) bf16 under bf16 autocast, else fp16."""
     dtype = dtype or ("bf16" if net.amp == "bf16" else "fp16")
@@ -61,8 +70,8 @@ def entry_keys(net, dataset: str, preprocessing="", dtype: str | None = None) ->
     """The key of each tap of ``net`` (a LossNetwork) for ``dataset`` (``dtype``: see storage_dtype)."""
     from lossnets import __version__
 
-    dtype = storage_dtype(net, dtype)
-    return {t.layer: EntryKey(arch=net.arch.name, layer=t.layer, module=t.module, weights_digest=net.weights_digest,
+    dtype, digests = storage_dtype(net, dtype), net.tap_digests
+    return {t.layer: EntryKey(arch=net.arch.name, layer=t.layer, module=t.module, tap_digest=digests[t.layer],
                               preprocessing=canonical(preprocessing), normalize=net.normalize, amp=str(net.amp),
                               dataset=dataset, dtype=dtype, engine_version=__version__)
             for t in net.taps}

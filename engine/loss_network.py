@@ -8,11 +8,10 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from .memo import memo_get, memo_put
+from .digests import source_digest, tap_digests
 from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
 from .truncate import truncate
-from .weights import (digest_memo_key, file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict,
-                      state_digest)
+from .weights import file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict
 
 AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -140,17 +139,14 @@ class LossNetwork(nn.Module):
 
     @cached_property
     def weights_digest(self) -> str:
-        """sha256 of the actual tensors of the truncated network (memoised per weights source and taps,
-        so that a lazy network whose features are all cached is never built)."""
-        memo = digest_memo_key(self.arch, self.weights_spec, self.seed, self.taps)
-        digest = memo_get("weights_digests", memo) if memo else None
-        if digest is None:
-            digest = state_digest(self.body)
-            # the key again: building a lazy network may have just stored its random init
-            memo = digest_memo_key(self.arch, self.weights_spec, self.seed, self.taps)
-            if memo:
-                memo_put("weights_digests", memo, digest)
-        return digest
+        """sha256 of the weights source's identity, the same whatever the taps (``digests.source_digest``)."""
+        return source_digest(self.arch, self.weights_spec, self.seed)
+
+    @cached_property
+    def tap_digests(self) -> dict[str, str]:
+        """Per tap, sha256 of the tensors its output depends on (``digests.tap_digests``: memoised, so a lazy
+        network whose features are all cached is never built); the feature cache keys each tap by it."""
+        return tap_digests(self.arch, self.weights_digest, self.taps, lambda: self.body)
 
     @property
     def config(self) -> str:

@@ -1,7 +1,6 @@
 """Weights for a loss network: torchvision's ImageNet weights, seeded random, or a state_dict file."""
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 from pathlib import Path
@@ -73,19 +72,6 @@ def random_state_dict(arch: Architecture, seed: int, taps: tuple[Tap, ...], need
     return state
 
 
-def digest_memo_key(arch: Architecture, weights: str, seed: int, taps: tuple[Tap, ...]) -> str | None:
-    """What fixes the tensors of a truncated network: the weights file (path, size, mtime) or the random
-    init's versions and seed, plus the cut. None where no file on disk says it yet."""
-    if weights == "random":
-        source = random_weights_path(arch, seed)
-    else:
-        source = imagenet_checkpoint_path(arch) if weights == "imagenet" else Path(weights).resolve()
-    if not source.is_file():
-        return None
-    st = source.stat()
-    return f"{source}|{st.st_size}|{st.st_mtime_ns}|{','.join(sorted(t.module for t in taps))}"
-
-
 def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state_dict saved with torch.save (a bare dict, or one under a 'state_dict' key)."""
     path = Path(path)
@@ -114,12 +100,3 @@ def load_prefix_state(module: torch.nn.Module, state: dict[str, torch.Tensor], s
             raise ValueError(f"{source}: {k} has shape {tuple(state[k].shape)}, the network needs {tuple(v.shape)}")
     module.load_state_dict({k: state[k] for k in own}, strict=True)
 
-
-def state_digest(module: torch.nn.Module) -> str:
-    """sha256 over the names, shapes, dtypes and bytes of every tensor in the state_dict."""
-    h = hashlib.sha256()
-    for k, v in module.state_dict().items():
-        t = v.detach().cpu().contiguous()
-        h.update(f"{k}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()

@@ -78,11 +78,14 @@ def test_any_key_change_is_a_miss(net, tmp_path, monkeypatch):
     assert not seen(net, preprocessing=h.PREP)
 
 
-def test_weights_digest_not_file_name(net, tmp_path):
+def test_tap_digest_follows_the_tensors_not_the_source(net, tmp_path):
+    from lossnets import LossNetwork
     path = tmp_path / "w.pt"
-    torch.save(h.make_net().body.state_dict(), path)
+    torch.save(h.make_net().body.state_dict(), path)  # the same tensors as a file
     keys = lambda n: entry_keys(n, "synthetic", h.PREP)["E"]  # noqa: E731
-    assert keys(net).weights_digest == net.weights_digest
+    from_file = LossNetwork(h.ARCH, layers=("E", "S"), weights=path, device="cpu", lazy=True)
+    assert keys(net).tap_digest == net.tap_digests["E"] and keys(from_file).name == keys(net).name
+    assert from_file.weights_digest != net.weights_digest  # the config names the source
     assert keys(net).name != keys(h.make_net(seed=1, layers=("E",))).name
 
 

@@ -93,12 +93,14 @@ def test_random_weights_are_stored_once_and_equal_a_fresh_init(tmp_path, monkeyp
 def test_lazy_network_builds_on_first_use_and_memoises_the_digest(tmp_path, monkeypatch):
     monkeypatch.setenv("LOSSNETS_HOME", str(tmp_path / "home"))  # no stored random init yet: building stores it
     first = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu", lazy=True)
-    digest = first.weights_digest  # builds (and stores the init), then memoises the digest
+    digest = first.weights_digest  # the source's identity: nothing built
+    assert not first.built
+    digests = first.tap_digests  # builds (and stores the init), then memoises the tensors' digests
     assert first.built
     lazy = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu", lazy=True)
-    assert lazy.weights_digest == digest and not lazy.built and list(lazy.parameters()) == []
+    assert lazy.tap_digests == digests and not lazy.built and list(lazy.parameters()) == []
     eager = LossNetwork("squeezenet1_1", layers=("E", "M"), weights="random", device="cpu")
-    assert eager.weights_digest == digest
+    assert eager.weights_digest == digest and eager.tap_digests == digests
     x = torch.rand(2, 3, 40, 40)
     torch.testing.assert_close(lazy(x)["M"], eager(x)["M"])
     assert lazy.built
@@ -106,9 +108,11 @@ def test_lazy_network_builds_on_first_use_and_memoises_the_digest(tmp_path, monk
     # a weights file with other tensors at the same path is another memo key, so another digest
     path = tmp_path / "w.pt"
     torch.save(eager.body.state_dict(), path)
-    first = LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu").weights_digest
+    first = LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu")
+    assert first.tap_digests["E"] == digests["E"]  # the same tensors as the random init
     torch.save({k: v + 1 for k, v in eager.body.state_dict().items()}, path)
-    assert LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu", lazy=True).weights_digest != first
+    other = LossNetwork("squeezenet1_1", layers=("E",), weights=path, device="cpu", lazy=True)
+    assert other.weights_digest != first.weights_digest and other.tap_digests["E"] != digests["E"]
 
 
 def test_sub_network_is_the_shorter_prefix_of_the_same_weights():
