@@ -16,10 +16,12 @@ _REFUSED = object()  # a node whose op refused its input's shape, or whose input
 
 @dataclass(frozen=True)
 class TapProbe:
-    """A tap's smallest accepted square input (``min_side`` x ``min_side``) and its output's shape there
-    (batch 1): (1, C, H, W) for a spatial map, (1, F) for a tap after the flatten."""
+    """A tap's smallest accepted square input (``min_side`` x ``min_side``) and its module's output shape there
+    (batch 1): (1, C, H, W) for a spatial map, (1, F) for a tap after the flatten; ``max_side``: the largest
+    side accepted (None: no limit; a model built for one size only, like ViT, accepts just that)."""
     min_side: int
     shape: tuple[int, ...]
+    max_side: int | None = None
 
 
 class _ShapeProbe(fx.Interpreter):
@@ -53,12 +55,19 @@ def probe_taps(arch: str, taps, *, limit: int = 4096) -> dict[str, TapProbe]:
 
     The side is found by doubling from 16 until every tap accepts it, then by bisection per tap; this assumes
     that a tap accepting a size accepts every larger one (true of convolution and pooling stacks, whose output
-    sizes grow with their input's). Raises ValueError for a tap that refuses every side up to ``limit``.
+    sizes grow with their input's). A model built for one size only (its ``fixed_size``) is probed at that size.
+    Raises ValueError for a tap that refuses every side up to ``limit``.
     """
     a = get_architecture(arch)
     resolved = {t: a.resolve(t).module for t in ((taps,) if isinstance(taps, str) else taps)}
     modules = tuple(dict.fromkeys(resolved.values()))
     shapes = lambda side: _shapes(a.name, modules, side)  # noqa: E731 (memoised per side)
+    fixed = getattr(a, "fixed_size", None)
+    if fixed:
+        refused = [m for m, shape in shapes(fixed).items() if shape is None]
+        if refused:
+            raise ValueError(f"tap {refused[0]} of {a.name} refuses its model's only input size {fixed}x{fixed}")
+        return {t: TapProbe(fixed, shapes(fixed)[m], fixed) for t, m in resolved.items()}
     good = 16
     while good < limit and any(s is None for s in shapes(good).values()):
         good *= 2

@@ -137,10 +137,11 @@ class TapDistances(nn.Module):
     def _check_taps(arch: str, layers) -> dict:
         """Each tap's smallest input and output shape (probed on the meta device); a tap that gives no spatial
         map (after the flatten) is refused."""
-        probes = probe_taps(arch, layers)
+        probes, a = probe_taps(arch, layers), get_architecture(arch)
         for layer, p in probes.items():
-            if len(p.shape) != 4:
-                spatial = [t.layer + "=" + t.module for t in get_architecture(arch).taps]
+            # the engine turns token and channels-last outputs into maps (their tap's form); the rest must be one
+            if len(p.shape) != 4 and getattr(a.resolve(layer), "form", "as_is") in ("as_is", "nchw"):
+                spatial = [t.layer + "=" + t.module for t in a.taps]
                 raise ValueError(f"tap {layer!r} of {arch} gives features of shape (N, {', '.join(map(str, p.shape[1:]))})"
                                  f", not a spatial map (N, C, H, W): a tap must come before the classifier's "
                                  f"flatten, e.g. {', '.join(spatial)}")
@@ -149,6 +150,10 @@ class TapDistances(nn.Module):
     def _check_size(self, what: str, size) -> None:
         """Images of ``size`` (H, W) reach the network: refuse them if a tap needs larger ones."""
         h, w = size
+        fixed = {p.max_side for p in self._probes.values() if p.max_side and max(h, w) > p.max_side}
+        if fixed:
+            raise ValueError(f"{what} {h}x{w}: {self.arch} accepts {max(fixed)}x{max(fixed)} images only "
+                             f"(give resize={max(fixed)})")
         small = {layer: p.min_side for layer, p in self._probes.items() if min(h, w) < p.min_side}
         if small:
             need = max(small.values())
