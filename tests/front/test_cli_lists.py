@@ -1,7 +1,6 @@
 """Command-line habits shared by every command: comma- or space-separated lists, a quick `lossnets list`."""
 import subprocess
 import sys
-import time
 
 from lossnets.cli import build_parser, main
 
@@ -19,12 +18,27 @@ def test_an_unknown_name_in_a_list_lists_the_valid_ones(capsys):
     assert "unknown architecture 'vgg61'" in err and "squeezenet1_1" in err
 
 
-def test_list_answers_in_about_the_time_of_importing_torch():
-    def seconds(code):
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        return time.perf_counter() - t0, out
-    torch_s, _ = seconds("import torch, torchvision")
-    list_s, out = seconds("from lossnets.cli import main; main(['list'])")
-    assert len(out.splitlines()) == 1 + 56 and "features.29" in out
-    assert list_s < 2 * torch_s + 2, (list_s, torch_s)  # no model is built or traced
+# run in a fresh interpreter: every torch module constructed, FX trace and torch.compile call is recorded
+LIST_WATCHED = """
+import torch, torch.fx
+made = []
+init = torch.nn.Module.__init__
+def watched(self, *args, **kwargs):
+    made.append(type(self).__name__)
+    init(self, *args, **kwargs)
+torch.nn.Module.__init__ = watched
+torch.fx.Tracer.trace = lambda *args, **kwargs: made.append("fx trace")
+torch.compile = lambda *args, **kwargs: made.append("torch.compile")
+from lossnets.cli import main
+main(["list"])
+print("MADE", made)
+"""
+
+
+def test_list_builds_no_model():
+    """`lossnets list` answers from the registry's tables: no module is built, traced or compiled (what kept it
+    as quick as importing torch; a deterministic check instead of a timing on a shared CPU)."""
+    out = subprocess.run([sys.executable, "-c", LIST_WATCHED], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert len(lines) == 1 + 56 + 1 and "features.29" in out
+    assert lines[-1] == "MADE []"
