@@ -12,6 +12,7 @@ import torch
 import lossnets
 from lossnets import PerceptualLoss, PerceptualMetric
 from lossnets.engine.lin_weights import LPIPS_TAPS
+from lossnets.errors import LossnetsError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny images: one thread is faster on a loaded machine
 
@@ -81,7 +82,7 @@ def test_corrupt_weights_and_lin_files_are_one_line_errors_at_construction(tmp_p
     with pytest.raises(ValueError, match=f"{bad} \\(25 bytes\\) is not a readable torch.save'd file of tensors "
                                          r"\(expected a state_dict of the full torchvision model\)") as e:
         PerceptualLoss("alexnet", "E", str(bad))
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and isinstance(e.value, LossnetsError)  # the command line: one line, exit 2
     with pytest.raises(ValueError, match=f"{bad} .*expected lin weights in lpips's format"):
         PerceptualMetric("alexnet", None, str(alexnet_file), lin=str(bad))
 
