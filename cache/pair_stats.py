@@ -2,9 +2,9 @@
 
 A pair statistic is one float32 vector per tap and pair of items: the LPIPS per-channel statistics
 m_c = mean over (h, w) of (f0_hat - f1_hat)^2 (C floats, against C*H*W features), which is all that
-scoring with any channel weights, or training them, needs. Entries are the feature cache's (same
-crash safety, crc32 checks, `lossnets cache ls|verify|rm`), under the dataset name ``<dataset>-pairs``
-and keyed by the statistic and the features' preprocessing besides the loss network.
+scoring with any channel weights, or training them, needs. Entries are the feature cache's (the same
+:class:`~.entry_tier.EntryTier`: crash safety, crc32 checks, `lossnets cache ls|verify|rm`), under the dataset
+name ``<dataset>-pairs`` and keyed by the statistic and the features' preprocessing besides the loss network.
 """
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .feature_cache import FeatureCache, _Result
+from .entry_tier import EntryTier, Result
 from .keys import EntryKey, canonical, entry_keys
 
 STORE_EVERY = 4096  # pairs computed between two writes: a kill loses at most these
+DTYPE = "fp32"  # statistics are stored as computed
+PAIR_SHAPE = (2,)  # an entry's "input shape": each item is made from a pair of items
 
 
 def pair_id(a: str, b: str) -> str:
@@ -26,20 +28,24 @@ def pair_id(a: str, b: str) -> str:
     return f"{a}|{b}" if a <= b else f"{b}|{a}"
 
 
-class StatisticsStore(FeatureCache):
+class StatisticsStore:
     """Per-pair, per-tap statistic vectors at ``url`` (a directory or fsspec URL), fp32 on disk.
 
     ``get_or_compute(net, dataset, pair_ids, compute, ...)`` returns ``{layer: (P, C)}``; only pairs
-    not stored are computed, by ``compute(positions) -> {layer: (n, C)}`` in blocks.
+    not stored are computed, by ``compute(positions) -> {layer: (n, C)}`` in blocks. ``codec`` and ``chunk_items``
+    apply to entries this store creates.
     """
 
-    def __init__(self, url, *, statistic: str, chunk_items: int = 1024, **options):
-        super().__init__(url, hot_bytes=0, cache_policy="always", dtype="fp32", chunk_items=chunk_items, **options)
-        self.statistic = statistic
+    def __init__(self, url, *, statistic: str, chunk_items: int = 1024, codec: str = "zstd1", progress: bool = True):
+        self.tier = EntryTier(url, codec=codec, chunk_items=chunk_items)
+        self.root = self.tier.root
+        self.statistic, self.progress = statistic, progress
+        self.counts = Counter()  # computed (the tier counts the rest)
 
     def keys(self, net, dataset: str, preprocessing="") -> dict[str, EntryKey]:
+        """The entry key of each of ``net``'s taps: the statistic and the features' ``preprocessing``."""
         described = {"statistic": self.statistic, "features": canonical(preprocessing)}
-        return entry_keys(net, f"{dataset}-pairs", described, self.dtype)
+        return entry_keys(net, f"{dataset}-pairs", described, DTYPE)
 
     def get_or_compute(self, net, dataset: str, pair_ids: Sequence[str],
                        compute: Callable[[np.ndarray], dict[str, torch.Tensor]], preprocessing="",
@@ -51,13 +57,13 @@ class StatisticsStore(FeatureCache):
         if len(set(ids)) != len(ids):
             raise ValueError("pair_ids repeat a pair")
         keys = self.keys(net, dataset, preprocessing)
-        out = {layer: _Result(len(ids)) for layer in net.layers}
+        out = {layer: Result(len(ids)) for layer in net.layers}
         missing = np.zeros(len(ids), bool)
         for layer in net.layers:
-            found = self._lookup(keys[layer], ids, out[layer])
+            found = np.zeros(len(ids), bool)
+            self.tier.read(keys[layer], ids, out[layer], found)
             missing |= ~found
-            self._uses.setdefault(keys[layer].name, Counter()).update(hits=int(found.sum()),
-                                                                     misses=int((~found).sum()))
+            self.tier.count_uses(keys[layer], found)
         todo = np.flatnonzero(missing)
         bar = tqdm(total=len(todo), desc=f"statistics {net.arch.name}", unit="pair", leave=False,
                    disable=not progress or not len(todo))
@@ -80,5 +86,13 @@ class StatisticsStore(FeatureCache):
         at = np.concatenate([a for a, _ in pending])
         for layer, result in out.items():
             values = torch.cat([v[layer] for _, v in pending])
-            self._store(keys[layer], [ids[k] for k in at], values, (2,))
+            self.tier.write(keys[layer], [ids[k] for k in at], values, PAIR_SHAPE)
             result.fill(at, values, fresh=True)
+
+    def flush_uses(self) -> None:
+        """Add this store's hits and misses to the entries' ``uses.json`` (shown by `lossnets cache ls`)."""
+        self.tier.flush_uses()
+
+    def stats(self) -> dict:
+        """Counters of this store: disk_hits, computed, stored, bytes read/written, damaged (hot_hits: always 0)."""
+        return self.tier.stats(self.counts)

@@ -1,7 +1,8 @@
 """The statistics store beside the feature cache: a warm run builds no network, any weights rescore it,
-damage is recomputed (synthetic judgments)."""
+damage is recomputed (synthetic judgments), the entries keep their on-disk form."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from lossnets.benchmarks.similarity import benchmark as similarity
 from lossnets.benchmarks.similarity.bapps import load_bapps
 from lossnets.benchmarks.similarity.made import make_bapps
-from lossnets.cache import CacheWarning, StatisticsStore
+from lossnets.benchmarks.similarity.statistics import statistics
+from lossnets.cache import CacheWarning, StatisticsStore, pair_id
 from lossnets.engine import LossNetwork
 from lossnets.engine.lin_weights import save_lin_weights
 
@@ -43,7 +45,7 @@ def test_a_warm_run_reads_statistics_and_builds_no_network(data, tmp_path):
 
 
 def test_tap_set_distance_is_the_sum_of_its_taps(data):
-    stats = similarity.statistics(_net(), data, progress=False)
+    stats = statistics(_net(), data, progress=False)
     both = stats.distances(("E", "L"))
     for sub, names in both.items():
         for name, d in names.items():
@@ -52,14 +54,37 @@ def test_tap_set_distance_is_the_sum_of_its_taps(data):
 
 def test_damaged_statistics_are_recomputed_with_one_warning(data, tmp_path):
     url = str(tmp_path / "cache")
-    first = similarity.statistics(_net(), data, cache=url, progress=False)
+    first = statistics(_net(), data, cache=url, progress=False)
     store = StatisticsStore(url, statistic="lpips-channel-m", progress=False)
     entry = next(p for p in (tmp_path / "cache").glob("bapps-pairs/*/*/data/c/0/0"))
     entry.write_bytes(b"not zstd")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        again = similarity.statistics(_net(), data, cache=url, progress=False)
+        again = statistics(_net(), data, cache=url, progress=False)
     assert any(issubclass(w.category, CacheWarning) and "failed their check" in str(w.message) for w in seen)
     for layer in ("E", "L"):
         torch.testing.assert_close(again.m[layer], first.m[layer])
     assert store.root.entry_names() and all(n.startswith(("bapps/", "bapps-pairs/")) for n in store.root.entry_names())
+
+
+def test_pair_entries_keep_their_on_disk_form_and_a_new_store_reads_them(tmp_path):
+    ids = [pair_id(f"b{i}", f"a{i}") for i in range(5)]
+    g = torch.Generator().manual_seed(0)
+    values = {"E": torch.rand(5, 64, generator=g), "L": torch.rand(5, 512, generator=g)}
+    calls = []
+
+    def compute(at):
+        calls.append(len(at))
+        return {layer: v[torch.from_numpy(at)] for layer, v in values.items()}
+
+    url = str(tmp_path / "cache")
+    first = StatisticsStore(url, statistic="test", progress=False).get_or_compute(_net(), "d", ids, compute, block=2)
+    metas = [json.loads(p.read_text()) for p in sorted((tmp_path / "cache" / "d-pairs").glob("*/*/meta.json"))]
+    form = [(m["item_shape"], m["input_shape"], m["chunk_items"], m["codec"], m["key"]["dataset"], m["key"]["dtype"])
+            for m in metas]
+    assert form == [([c], [2], 1024, "zstd1", "d-pairs", "fp32") for c in (64, 512)]  # E, L
+    store = StatisticsStore(url, statistic="test", progress=False)  # a new process
+    again = store.get_or_compute(_net(), "d", ids[::-1], compute)
+    assert calls == [2, 2, 1] and store.stats()["computed"] == 0 and store.stats()["disk_hits"] == 2 * 5
+    for layer, v in values.items():
+        assert torch.equal(first[layer], v) and torch.equal(again[layer], v.flip(0))
