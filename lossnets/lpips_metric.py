@@ -30,7 +30,8 @@ class LPIPS(TapDistances):
         ``range_margin`` (see lossnets.input_contract), ``amp`` and ``compile`` (see PerceptualMetric).
         """
         if version != LPIPS_VERSION:
-            raise ValueError(f"lossnets.LPIPS is LPIPS v{LPIPS_VERSION} only (lpips's default), got version={version!r}")
+            raise ValueError(f"lossnets.LPIPS is LPIPS v{LPIPS_VERSION} only (lpips's default), "
+                             f"got version={version!r}")
         super().__init__(net, LPIPS_PRESET, weights, distance="lpips", reduction="none",
                          lin=(model_path or "lpips") if lpips else None, input_range=(-1, 1),
                          range_check=range_check, range_margin=range_margin, amp=amp, compile=compile, seed=seed)

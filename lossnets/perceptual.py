@@ -141,16 +141,17 @@ class TapDistances(nn.Module):
         for layer, p in probes.items():
             # the engine turns token and channels-last outputs into maps (their tap's form); the rest must be one
             if len(p.shape) != 4 and getattr(a.resolve(layer), "form", "as_is") in ("as_is", "nchw"):
-                spatial = [t.layer + "=" + t.module for t in a.taps]
-                raise ValueError(f"tap {layer!r} of {arch} gives features of shape (N, {', '.join(map(str, p.shape[1:]))})"
-                                 f", not a spatial map (N, C, H, W): a tap must come before the classifier's "
-                                 f"flatten, e.g. {', '.join(spatial)}")
+                spatial, shape = [t.layer + "=" + t.module for t in a.taps], ", ".join(map(str, p.shape[1:]))
+                raise ValueError(f"tap {layer!r} of {arch} gives features of shape (N, {shape}), not a spatial map "
+                                 f"(N, C, H, W): a tap must come before the classifier's flatten, e.g. "
+                                 f"{', '.join(spatial)}")
         return probes
 
     def _check_size(self, what: str, size) -> None:
-        """Images of ``size`` (H, W) reach the network: refuse them if a tap needs larger ones."""
+        """Images of ``size`` (H, W) reach the network: refuse them if a tap needs larger ones (or, for a model
+        built for one size, another size)."""
         h, w = size
-        fixed = {p.max_side for p in self._probes.values() if p.max_side and max(h, w) > p.max_side}
+        fixed = {p.max_side for p in self._probes.values() if p.max_side and (h, w) != (p.max_side, p.max_side)}
         if fixed:
             raise ValueError(f"{what} {h}x{w}: {self.arch} accepts {max(fixed)}x{max(fixed)} images only "
                              f"(give resize={max(fixed)})")

@@ -92,7 +92,8 @@ def test_unavailable_imagenet_weights_fail_at_construction(torch_home, monkeypat
         raise urllib.error.URLError("no network (SYNTHETIC)")
 
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline)
-    with pytest.raises(FileNotFoundError, match=r"ImageNet weights .*alexnet.* not on disk and could not be downloaded.*alexnet-owt"):
+    with pytest.raises(FileNotFoundError, match=r"ImageNet weights .*alexnet.* not on disk and could not be "
+                                                r"downloaded.*alexnet-owt"):
         PerceptualLoss("alexnet", "E")
 
 

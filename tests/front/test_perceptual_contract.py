@@ -154,5 +154,6 @@ def test_forms_and_types(loss_fn):
         loss_fn(x, torch.rand(2, 4, 40, 40))
     with pytest.raises(TypeError, match="target must be uint8 or floating-point images, got torch.int64"):
         loss_fn(x, torch.zeros(2, 3, 40, 40, dtype=torch.int64))
-    with pytest.raises(ValueError, match=r"output must be a batch of images of shape \(N, C, H, W\), got \(3, 40, 40\)"):
+    with pytest.raises(ValueError, match=r"output must be a batch of images of shape \(N, C, H, W\), got "
+                                         r"\(3, 40, 40\)"):
         loss_fn(x[0], y[0])
