@@ -11,7 +11,8 @@ from .similarity.made import make_bapps
 from .superres.made import make_sr
 from .sweep.report import write_report
 from .sweep.results import write_csv_atomic
-from .sweep.runner import SweepConfig, sweep
+from .sweep.config import SweepConfig
+from .sweep.grid import sweep
 
 DEMO_CONFIG = Path(__file__).parent / "demo_sweep.toml"
 

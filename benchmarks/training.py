@@ -28,6 +28,7 @@ from torch import nn
 
 from lossnets.cache import open_cache
 from lossnets.engine import LossNetwork
+from lossnets.errors import ConfigError
 
 CONSTANT_STD = 1e-4  # an output whose per-image standard deviation stays below this is "constant"
 # every training benchmark: ``paper`` reproduces the published code, ``standard`` follows the literature
@@ -35,9 +36,9 @@ PROTOCOLS = ("paper", "standard")
 
 
 def check_protocol(protocol: str) -> str:
-    """``protocol`` if it is one of PROTOCOLS, else a ValueError naming them."""
+    """``protocol`` if it is one of PROTOCOLS, else a ConfigError naming them."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     return protocol
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from lossnets.errors import LossnetsError, MissingPackageError
+
 from .atomic import atomic_write
 from .registry import get_architecture, meta_model
 from .torch_files import load_torch_file
@@ -29,7 +31,7 @@ LPIPS_TAPS = {
 }
 
 
-class LinWeightsError(ValueError):
+class LinWeightsError(LossnetsError, ValueError):
     """A lin weights file that does not hold exactly the weights its taps need."""
 
 
@@ -100,9 +102,9 @@ def lpips_weights_path(arch: str) -> Path:
     try:
         import lpips
     except ImportError as e:
-        raise ImportError("lin='lpips' reads the LPIPS v0.1 weights shipped with the lpips package, which is not "
-                          "installed: `pip install lpips`, or pass lin=PATH to a file in its format "
-                          "(lin{i}.model.1.weight, shape (1, C, 1, 1))") from e
+        raise MissingPackageError("lin='lpips' reads the LPIPS v0.1 weights shipped with the lpips package, which is "
+                                  "not installed: `pip install lpips`, or pass lin=PATH to a file in its format "
+                                  "(lin{i}.model.1.weight, shape (1, C, 1, 1))") from e
     return Path(os.path.dirname(lpips.__file__)) / "weights" / f"v{LPIPS_VERSION}" / f"{LPIPS_TAPS[arch][0]}.pth"
 
 

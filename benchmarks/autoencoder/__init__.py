@@ -1,4 +1,3 @@
-"""Benchmark 4: autoencoders trained with each loss network, scored by downstream MLPs on SVHN and STL-10."""
-from .benchmark import run
+"""Benchmark 4: autoencoders trained with each loss network, scored by downstream MLPs on SVHN and STL-10.
 
-__all__ = ["run"]
+``settings.py``: its contract (settings and registration record); ``benchmark.py``: its entry points."""

@@ -11,7 +11,7 @@ Protocols: ``paper`` (the published code) feeds the loss network unnormalised [0
 MLPs with MSE against one-hot labels; ``standard`` applies the normalisation the weights expect and trains
 the MLPs with cross-entropy.
 
-Public entry point: :func:`run`.
+Entry points: :func:`run_cells` (the benchmark contract's), :func:`run` (the Python API's).
 """
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ import torch
 from lossnets.engine import LossNetwork
 
 from .. import training
-from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, eval_mode,
+from ..contract import Context
+from ..sweep.results import run_metadata, tidy
+from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, eval_mode,
                         feature_loss, save_checkpoints)
-from .data import DATASETS, MODEL_SIDE, BenchmarkSplits, ImageSet, load_splits, model_input
+from .data import MODEL_SIDE, BenchmarkSplits, ImageSet, load_splits, model_input
 from .model import build_autoencoder, kl_divergence
 from .probes import train_probes
+from .settings import AutoencoderSettings
 
 BENCHMARK = "autoencoder"
 NORMALIZE = {"paper": "none", "standard": "imagenet"}
@@ -138,41 +140,49 @@ def probe_rows(trainees: list[Trainee], splits: BenchmarkSplits, *, protocol: st
     return rows
 
 
-def run(net: LossNetwork | list[LossNetwork], data: str, *, dataset: str | list[str] = "svhn", epochs: int = 10,
-        batch: int = 256, embedding: int = 64, vae: float | None = None, mlp_epochs: int = 100, mlp_batch: int = 256,
-        protocol: str = "paper", cache=None, seed: int = 0, progress: bool = True, n_autoencoder: int | None = None,
-        n_mlp: int | None = None, n_test: int | None = None, checkpoint_dir: str | None = None) -> pd.DataFrame:
+def train_and_probe(nets: list[LossNetwork], s: AutoencoderSettings, *, cache=None, seed: int = 0,
+                    progress: bool = True, checkpoint_dir: str | None = None) -> pd.DataFrame:
+    """Train one autoencoder per tap of each loss network in lockstep and score each with the downstream MLPs (the
+    rows of :func:`run`)."""
+    nets = [n.renormalized(NORMALIZE[s.protocol]) for n in nets]
+    t0 = time.perf_counter()
+    rows = []
+    for d in s.dataset:
+        splits = load_splits(s.data, d, seed, autoencoder_limit=s.n_autoencoder, mlp_limit=s.n_mlp,
+                             test_limit=s.n_test)
+        task = Autoencoding(splits, s.data, batch=s.batch, embedding=s.embedding, vae=s.vae)
+        epoch = task.steps_per_epoch
+        trainees = training.train_lockstep(nets, task, steps=s.epochs * epoch, val_every=epoch, cache=cache, seed=seed,
+                                           progress=progress, desc=f"autoencoder {d} " + ",".join(n.arch.name for n in nets))
+        rows += probe_rows(trainees, splits, protocol=s.protocol, epochs=s.mlp_epochs, batch=s.mlp_batch, seed=seed,
+                           epoch_steps=epoch)
+        if checkpoint_dir is not None:
+            save_checkpoints(trainees, checkpoint_dir, f"{BENCHMARK}_{d}", dataset=d, protocol=s.protocol,
+                             embedding=s.embedding, vae=s.vae)
+    meta = run_metadata(protocol=s.protocol, epochs=s.epochs, batch=s.batch, embedding=s.embedding, vae=s.vae,
+                        mlp_epochs=s.mlp_epochs, mlp_batch=s.mlp_batch, seed=seed, device=str(nets[0].device),
+                        amp=str(nets[0].amp), compiled=nets[0].compiled, seconds=round(time.perf_counter() - t0, 1))
+    return tidy(rows, **meta)
+
+
+def run_cells(net: LossNetwork, settings: AutoencoderSettings, ctx: Context) -> pd.DataFrame:
+    """The benchmark's entry point (``lossnets.benchmarks.contract``): every tap of ``net`` in lockstep."""
+    return train_and_probe([net], settings, cache=ctx.cache, seed=ctx.seed, progress=ctx.progress)
+
+
+def run(net: LossNetwork | list[LossNetwork], data: str, *, cache=None, seed: int = 0, progress: bool = True,
+        checkpoint_dir: str | None = None, **options) -> pd.DataFrame:
     """Train one autoencoder per tap of ``net`` (or of each of several loss networks) in lockstep and score each
     with the downstream MLPs.
 
-    ``data``: the folder holding ``{train,test,extra}_32x32.mat`` (SVHN) or ``stl10_binary/`` (STL-10);
-    ``dataset``: ``svhn``, ``stl10`` or both (one lockstep run each). ``vae``: the KL weight of the variational
-    variant (None: plain). ``n_autoencoder``/``n_mlp``/``n_test``: read only the first that many images of the
-    autoencoder's, the MLPs' and the test split (small runs). Returns the tidy table (benchmark ``autoencoder``,
-    dataset ``svhn``/``stl10``; ``paper_value`` beside imagenet-weight ``accuracy`` rows)."""
-    check_protocol(protocol)
-    nets = [n.renormalized(NORMALIZE[protocol]) for n in ([net] if isinstance(net, LossNetwork) else net)]
-    datasets = [dataset] if isinstance(dataset, str) else list(dataset)
-    for d in datasets:
-        if d not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {d!r}")
-    t0 = time.perf_counter()
-    rows = []
-    for d in datasets:
-        splits = load_splits(data, d, seed, autoencoder_limit=n_autoencoder, mlp_limit=n_mlp, test_limit=n_test)
-        task = Autoencoding(splits, data, batch=batch, embedding=embedding, vae=vae)
-        epoch = task.steps_per_epoch
-        trainees = training.train_lockstep(nets, task, steps=epochs * epoch, val_every=epoch, cache=cache, seed=seed,
-                                           progress=progress, desc=f"autoencoder {d} " + ",".join(n.arch.name for n in nets))
-        rows += probe_rows(trainees, splits, protocol=protocol, epochs=mlp_epochs, batch=mlp_batch, seed=seed,
-                           epoch_steps=epoch)
-        if checkpoint_dir is not None:
-            save_checkpoints(trainees, checkpoint_dir, f"{BENCHMARK}_{d}", dataset=d, protocol=protocol,
-                             embedding=embedding, vae=vae)
-    meta = run_metadata(protocol=protocol, epochs=epochs, batch=batch, embedding=embedding, vae=vae,
-                        mlp_epochs=mlp_epochs, mlp_batch=mlp_batch, seed=seed, device=str(nets[0].device),
-                        amp=str(nets[0].amp), compiled=nets[0].compiled, seconds=round(time.perf_counter() - t0, 1))
-    return with_paper_values(tidy(rows, **meta))
+    ``data``: the folder holding ``{train,test,extra}_32x32.mat`` (SVHN) or ``stl10_binary/`` (STL-10).
+    ``options``: the other fields of :class:`AutoencoderSettings` (dataset: ``svhn``, ``stl10`` or both, one
+    lockstep run each; epochs, batch, embedding; vae: the KL weight of the variational variant; mlp_epochs,
+    mlp_batch, protocol; n_autoencoder/n_mlp/n_test: read only the first that many images of the autoencoder's,
+    the MLPs' and the test split). Returns the tidy table (benchmark ``autoencoder``, dataset ``svhn``/``stl10``)."""
+    nets = [net] if isinstance(net, LossNetwork) else list(net)
+    settings = AutoencoderSettings.build(dict(data=data, **options), "autoencoder.run")
+    return train_and_probe(nets, settings, cache=cache, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir)
 
 
-__all__ = ["run", "Autoencoding", "embed", "probe_rows"]
+__all__ = ["run", "run_cells", "train_and_probe", "Autoencoding", "embed", "probe_rows"]

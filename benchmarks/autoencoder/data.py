@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets.utils import download_and_extract_archive, download_url
 
+from lossnets.errors import LossnetsError
+
 from ..data.download import DownloadError
 from ..data.photos import SYNTHETIC_MARKER
 
@@ -54,7 +56,7 @@ STL10_FILES = {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "
                "unlabeled": ("unlabeled_X.bin", None)}
 
 
-class AutoencoderDataError(ValueError):
+class AutoencoderDataError(LossnetsError, ValueError):
     """An SVHN or STL-10 file that is missing or not in the official format; the message names the file."""
 
 

@@ -25,12 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lossnets.engine.atomic import atomic_write_text
+from lossnets.errors import LossnetsError
 
 MANIFEST = "downloads.json"
 CHUNK = 1 << 20
 
 
-class DownloadError(ValueError):
+class DownloadError(LossnetsError, ValueError):
     """A download or extraction that failed; the message names the URL or file and what to do."""
 
 

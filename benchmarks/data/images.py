@@ -7,10 +7,12 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from lossnets.errors import LossnetsError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageError(ValueError):
+class ImageError(LossnetsError, ValueError):
     """An image file that cannot be used."""
 
 

@@ -1,4 +1,3 @@
-"""Benchmark 3: road delineation on Massachusetts Roads (Mosinska et al. 2018) trained with each loss network."""
-from .benchmark import run
+"""Benchmark 3: road delineation on Massachusetts Roads (Mosinska et al. 2018) trained with each loss network.
 
-__all__ = ["run"]
+``settings.py``: its contract (settings and registration record); ``benchmark.py``: its entry points."""

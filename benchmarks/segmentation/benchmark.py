@@ -17,7 +17,7 @@ Targets (the ground-truth maps) are fixed under ``crops="fixed:N"`` (a seeded ba
 every epoch): their features then come from the feature cache where its policy pays. ``random`` crops (the
 published code) are drawn fresh each epoch; the taps in lockstep still share one target pass per batch.
 
-Public entry point: :func:`run`.
+Entry points: :func:`run_cells` (the benchmark contract's), :func:`run` (the Python API's).
 """
 from __future__ import annotations
 
@@ -33,12 +33,14 @@ import torch.nn.functional as F
 from lossnets.engine import LossNetwork
 
 from .. import training
-from ..sweep.results import run_metadata, tidy, with_paper_values
-from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, eval_mode,
+from ..contract import Context
+from ..sweep.results import run_metadata, tidy
+from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, eval_mode,
                         feature_loss, save_checkpoints)
 from .data import RoadTiles, fixed_crops, load_split, parse_crops, random_crops
 from .metrics import Counts, count
 from .model import Refiner, build_unet, refinement_loss
+from .settings import SegmentationSettings
 
 BENCHMARK = "segmentation"
 THRESHOLDS = {"paper": 0.3, "standard": 0.5}
@@ -130,39 +132,48 @@ def result_rows(trainees: list[Trainee], test: RoadTiles, *, threshold: float, t
     return rows
 
 
-def run(net: LossNetwork | list[LossNetwork], data: str, *, epochs: int = 100, batch: int = 8, size: int = 224,
-        refine: int = 3, mu: float = 0.01, protocol: str = "paper", crops: str = "random",
-        threshold: float | None = None, tolerance: float = 3.0, cache=None, seed: int = 0, progress: bool = True,
-        checkpoint_dir: str | None = None) -> pd.DataFrame:
+def train_and_test(nets: list[LossNetwork], s: SegmentationSettings, *, cache=None, seed: int = 0,
+                   progress: bool = True, checkpoint_dir: str | None = None) -> pd.DataFrame:
+    """Train one delineation model per tap of each loss network in lockstep and test each (the rows of :func:`run`)."""
+    threshold = THRESHOLDS[s.protocol] if s.threshold is None else s.threshold
+    t0 = time.perf_counter()
+    eval_size = s.size if s.protocol == "paper" else None
+    train = load_split(s.data, "train")
+    val, test = load_split(s.data, "valid", eval_size), load_split(s.data, "test", eval_size)
+    task = RoadDelineation(train, val, size=s.size, batch=s.batch, refine=s.refine, mu=s.mu,
+                           crops=parse_crops(s.crops), threshold=threshold, seed=seed)
+    epoch = task.steps_per_epoch
+    trainees = training.train_lockstep(nets, task, steps=s.epochs * epoch, val_every=epoch, cache=cache, seed=seed,
+                                       progress=progress,
+                                       desc=f"segmentation {','.join(n.arch.name for n in nets)}")
+    rows = result_rows(trainees, test, threshold=threshold, tolerance=s.tolerance, relaxed=s.protocol == "standard",
+                       epoch_steps=epoch)
+    if checkpoint_dir is not None:
+        save_checkpoints(trainees, checkpoint_dir, BENCHMARK, refine=s.refine, protocol=s.protocol)
+    meta = run_metadata(protocol=s.protocol, epochs=s.epochs, batch=s.batch, size=s.size, refine=s.refine, mu=s.mu,
+                        crops=s.crops, threshold=threshold, tolerance=s.tolerance, seed=seed,
+                        device=str(nets[0].device), amp=str(nets[0].amp), compiled=nets[0].compiled,
+                        seconds=round(time.perf_counter() - t0, 1))
+    return tidy(rows, **meta)
+
+
+def run_cells(net: LossNetwork, settings: SegmentationSettings, ctx: Context) -> pd.DataFrame:
+    """The benchmark's entry point (``lossnets.benchmarks.contract``): every tap of ``net`` in lockstep."""
+    return train_and_test([net], settings, cache=ctx.cache, seed=ctx.seed, progress=ctx.progress)
+
+
+def run(net: LossNetwork | list[LossNetwork], data: str, *, cache=None, seed: int = 0, progress: bool = True,
+        checkpoint_dir: str | None = None, **options) -> pd.DataFrame:
     """Train and test one delineation model per tap of ``net`` (or of each of several loss networks) in lockstep.
 
     ``data``: the Massachusetts Roads folder (``train``, ``valid``/``val``, ``test`` splits in the official or
-    the published code's layout). ``threshold``: the pixel metric's (default 0.3 ``paper``, 0.5 ``standard``);
-    ``tolerance``: the relaxed metric's, in pixels of the scored tiles (``standard``: native tiles).
-    ``crops``: ``random`` or ``fixed:N``. ``checkpoint_dir``: where to save each best state_dict.
-    Returns the tidy table (benchmark ``segmentation``, dataset ``mrd``; ``paper_value`` for imagenet weights)."""
-    check_protocol(protocol)
+    the published code's layout). ``options``: the other fields of :class:`SegmentationSettings` (epochs, batch,
+    size, refine, mu, protocol, crops, threshold: the pixel metric's, default 0.3 ``paper``, 0.5 ``standard``;
+    tolerance: the relaxed metric's, in pixels of the scored tiles). ``checkpoint_dir``: where to save each best
+    state_dict. Returns the tidy table (benchmark ``segmentation``, dataset ``mrd``)."""
     nets = [net] if isinstance(net, LossNetwork) else list(net)
-    threshold = THRESHOLDS[protocol] if threshold is None else threshold
-    n_crops = parse_crops(crops)
-    t0 = time.perf_counter()
-    eval_size = size if protocol == "paper" else None
-    train = load_split(data, "train")
-    val, test = load_split(data, "valid", eval_size), load_split(data, "test", eval_size)
-    task = RoadDelineation(train, val, size=size, batch=batch, refine=refine, mu=mu, crops=n_crops,
-                           threshold=threshold, seed=seed)
-    epoch = task.steps_per_epoch
-    trainees = training.train_lockstep(nets, task, steps=epochs * epoch, val_every=epoch, cache=cache, seed=seed,
-                                       progress=progress,
-                                       desc=f"segmentation {','.join(n.arch.name for n in nets)}")
-    rows = result_rows(trainees, test, threshold=threshold, tolerance=tolerance, relaxed=protocol == "standard",
-                       epoch_steps=epoch)
-    if checkpoint_dir is not None:
-        save_checkpoints(trainees, checkpoint_dir, BENCHMARK, refine=refine, protocol=protocol)
-    meta = run_metadata(protocol=protocol, epochs=epochs, batch=batch, size=size, refine=refine, mu=mu, crops=crops,
-                        threshold=threshold, tolerance=tolerance, seed=seed, device=str(nets[0].device),
-                        amp=str(nets[0].amp), compiled=nets[0].compiled, seconds=round(time.perf_counter() - t0, 1))
-    return with_paper_values(tidy(rows, **meta))
+    settings = SegmentationSettings.build(dict(data=data, **options), "segmentation.run")
+    return train_and_test(nets, settings, cache=cache, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir)
 
 
-__all__ = ["run", "RoadDelineation", "predict", "score", "result_rows"]
+__all__ = ["run", "run_cells", "train_and_test", "RoadDelineation", "predict", "score", "result_rows"]

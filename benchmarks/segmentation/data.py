@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from lossnets.errors import LossnetsError
+
 from ..data.images import ImageError, list_images, read_rgb
 from ..data.photos import SYNTHETIC_MARKER
 
@@ -37,7 +39,7 @@ LAYOUTS = {  # name: (folder of each split, aerial folder, mask folder)
 }
 
 
-class RoadsError(ValueError):
+class RoadsError(LossnetsError, ValueError):
     """A road data folder or file that cannot be used; the message names it."""
 
 

@@ -1,4 +1,3 @@
-"""Benchmark 1: BAPPS perceptual similarity (2AFC and JND) of each loss network."""
-from .benchmark import evaluate, run
+"""Benchmark 1: BAPPS perceptual similarity (2AFC and JND) of each loss network.
 
-__all__ = ["run", "evaluate"]
+``settings.py``: its contract (settings and registration record); ``benchmark.py``: its entry points."""

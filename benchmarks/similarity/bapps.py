@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lossnets.errors import LossnetsError
+
 from ..data.images import ImageError, list_images, read_rgb
 from ..data.photos import SYNTHETIC_MARKER
 
@@ -44,7 +46,7 @@ _EXPECTED = {"val": "2afc/val/<subset>/ref,p0,p1,judge or jnd/val/<subset>/p0,p1
 KINDS = {"2afc": (("ref", "p0", "p1"), "judge"), "jnd": (("p0", "p1"), "same")}
 
 
-class BappsError(ValueError):
+class BappsError(LossnetsError, ValueError):
     """A BAPPS folder that cannot be used; the message names the file."""
 
 

@@ -18,8 +18,10 @@ from lossnets.engine.tap_sets import tap_sets, union_layers
 from .bapps import BAPPS, load_bapps
 from .lin_training import LinTraining
 from .scoring import Distances, score_set
-from .statistics import CACHE_PREPROCESSING, open_store, statistics
-from ..sweep.results import BASELINE, run_metadata, tidy, with_paper_values, write_csv_atomic
+from .statistics import CACHE_PREPROCESSING, statistics
+from ..contract import Context
+from ..sweep.results import BASELINE, tidy
+from .settings import SimilaritySettings, lin_training
 
 BENCHMARK = "similarity"
 
@@ -54,7 +56,7 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
     lins = {s.name: resolve_lin(lin, net.arch.name, s.name, s.layers) for s in sets} if lin not in (None, "train") \
         else {}
     train = load_bapps(data.root, split="train", progress=progress) if lin == "train" else None
-    training = LinTraining(**training) if isinstance(training, dict) else training or LinTraining()
+    training = lin_training(training)
     stats = statistics(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress)
     if train is not None:
         from .lin_training import learn_lin
@@ -78,48 +80,8 @@ def _config(net, data: BAPPS, lin: str) -> str:
     return " ".join(parts + ["range=uint8", f"resize={h}x{w}({CACHE_PREPROCESSING['resize']})"])
 
 
-def evaluate(archs=None, layers=("E", "S", "M", "L"), data=None, *, lin=None, weights: str = "imagenet",
-             seed: int = 0, device=None, amp=None, compile: bool = False, cache=None, out=None, subsets=None,
-             batch_size: int = 64, training: LinTraining | None = None, lin_out=None,
-             progress: bool = True) -> pd.DataFrame:
-    """The similarity benchmark over a grid of architectures x tap sets (one network pass per architecture for
-    all of its taps); writes ``out`` (CSV) atomically after every architecture. ``lin`` and ``training``: as
-    :func:`run`; ``lin_out``: where learned weights go. With imagenet weights the table has a ``paper_value``
-    column (for baseline rows)."""
-    from lossnets.engine import LossNetwork, resolve_archs
-    if data is None:
-        raise ValueError("no BAPPS folder given (make one with `lossnets data make-bapps DIR`)")
-    data = data if isinstance(data, BAPPS) else load_bapps(data, subsets, progress=progress)
-    cache_url = str(cache) if isinstance(cache, (str, Path)) else (type(cache).__name__ if cache else None)
-    store = open_store(cache, progress)
-    names = resolve_archs(archs)
-    plans = {arch: tap_sets(arch, layers) for arch in names}  # every tap set checked before any work
-    meta = run_metadata(seed=seed, amp=amp or "none", compiled=bool(compile), batch_size=batch_size,
-                        cache=cache_url or "none")
-    frames = []
-    iterator = names
-    if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(names, desc="similarity", unit="arch")
-    df = tidy([])
-    for arch in iterator:
-        net = LossNetwork(arch, union_layers(plans[arch]), weights, seed=seed, normalize="imagenet", device=device,
-                          compile=compile, amp=amp, lazy=True)  # built only if no store holds what it needs
-        frames.append(run(net, data, layers=[s.name for s in plans[arch]], lin=lin, subsets=subsets,
-                          cache=store, batch_size=batch_size, training=training, out_dir=lin_out,
-                          progress=progress))
-        df = _finish(frames, meta, device=str(net.device), weights=weights)
-        if out is not None:
-            write_csv_atomic(df, out)
-        del net
-    return df
-
-
-def _finish(frames, meta, *, device, weights) -> pd.DataFrame:
-    df = pd.concat(frames, ignore_index=True)
-    df = tidy(df.to_dict("records"), **meta, device=device)
-    if weights == "imagenet":
-        df = with_paper_values(df)
-        if "lin" in df.columns:  # the paper scored the baseline only
-            df.loc[df["lin"] != BASELINE, "paper_value"] = float("nan")
-    return df
+def run_cells(net, settings: SimilaritySettings, ctx: Context) -> pd.DataFrame:
+    """The benchmark's entry point (``lossnets.benchmarks.contract``): :func:`run` on the cells' tap sets, learned
+    lin weights (``lin = "train"``) under ``ctx.out_dir/lin``."""
+    return run(net, settings.data, layers=ctx.layers, lin=settings.lin, subsets=settings.subsets, cache=ctx.cache,
+               batch_size=settings.batch_size, training=settings.training, out_dir=ctx.out_dir, progress=ctx.progress)

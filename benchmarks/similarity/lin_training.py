@@ -29,35 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import trange
 
-from .bapps import BAPPS, load_bapps
+from ..contract import Context
+from .bapps import BAPPS, find_subsets, load_bapps, resolve_root
 from .scoring import score_2afc, score_set
-from .statistics import PairStatistics, statistics
-
-
-@dataclass(frozen=True)
-class LinTraining:
-    """Settings of lpips' training procedure (its defaults); ``epochs`` counts all of them, the last
-    ``decay_epochs`` with the lr decayed linearly."""
-    epochs: int = 10
-    decay_epochs: int = 5
-    lr: float = 1e-4
-    beta1: float = 0.5
-    batch: int = 50
-    dropout: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.epochs < 1 or not 0 <= self.decay_epochs <= self.epochs:
-            raise ValueError(f"need epochs >= 1 and 0 <= decay_epochs <= epochs, got {self.epochs}, {self.decay_epochs}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def lr_at(self, epoch: int) -> float:
-        """The lr of (1-based) ``epoch``: lpips keeps it for epochs - decay_epochs + 1 epochs, then lowers it
-        by lr / decay_epochs after each."""
-        if self.decay_epochs == 0:
-            return self.lr
-        return self.lr * min(1.0, (self.epochs - epoch + 1) / self.decay_epochs)
+from .settings import LinTraining, LinTrainSettings
+from .statistics import PairStatistics, open_store, statistics
 
 
 class RankingHead(nn.Module):
@@ -190,3 +166,20 @@ def learn_lin(net, train, sets, *, val: PairStatistics | None = None, cache=None
     if out_dir is not None:
         write_csv_atomic(history, Path(out_dir) / arch / "history.csv")
     return learned, history
+
+
+def run_cells(net, settings: LinTrainSettings, ctx: Context) -> pd.DataFrame:
+    """The entry point of ``lossnets lin train`` (the benchmark contract's): lin weights of each of the cells' tap
+    sets, learned on ``2afc/train`` (the val split scored after every epoch when there is one) and written to
+    ``ctx.out_dir/<arch>/<set>.pth``; its rows are the training history."""
+    from lossnets.engine.tap_sets import tap_sets
+    train = load_bapps(settings.data, split="train", progress=ctx.progress)
+    store = open_store(ctx.cache, ctx.progress)
+    val = None
+    if find_subsets(resolve_root(settings.data, "val")):
+        val = statistics(net, load_bapps(settings.data, progress=ctx.progress), cache=store,
+                         batch_size=settings.batch_size, progress=ctx.progress)
+    _, history = learn_lin(net, train, tap_sets(net.arch.name, ctx.layers), val=val, cache=store,
+                           training=settings.training, out_dir=ctx.out_dir, batch_size=settings.batch_size,
+                           progress=ctx.progress)
+    return history.assign(benchmark="lin_train")

@@ -1,4 +1,3 @@
-"""Benchmark 2: super-resolution (Johnson et al. 2016) trained with each loss network."""
-from .benchmark import run
+"""Benchmark 2: super-resolution (Johnson et al. 2016) trained with each loss network.
 
-__all__ = ["run"]
+``settings.py``: its contract (settings and registration record); ``benchmark.py``: its entry points."""

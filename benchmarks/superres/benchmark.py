@@ -9,7 +9,7 @@ Validation PSNR is measured at a fixed interval; the best checkpoint is tested o
 (PSNR and SSIM, see :func:`evaluate`). A model whose loss becomes NaN/inf or whose output becomes
 constant is recorded as collapsed (rows with value NaN and the reason in ``status``); the others go on.
 
-Public entry point: :func:`run`.
+Entry points: :func:`run_cells` (the benchmark contract's), :func:`run` (the Python API's).
 """
 from __future__ import annotations
 
@@ -25,11 +25,13 @@ from lossnets.engine import LossNetwork
 
 from .. import training
 from ..image_metrics import psnr, rgb_to_y, shave, ssim, to_uint8
-from ..sweep.results import run_metadata, tidy, with_paper_values
+from ..contract import Context
+from ..sweep.results import run_metadata, tidy
 from ..training import (Batch, BatchSampler, CacheKey, Task, Trainee, check_output, check_protocol, eval_mode,
                         feature_loss, save_checkpoints)
 from .data import SRImage, SRSet, load_sr_folder, load_test_folder
 from .model import build_transform_net
+from .settings import SUPERRES, SuperresSettings
 
 EVAL_BATCH = 16
 
@@ -136,58 +138,47 @@ def result_rows(models: list[Trainee], tests: dict[str, list[SRImage]], scale: i
     return rows
 
 
-def parse_tests(specs: list[str] | dict[str, str]) -> dict[str, str]:
-    """``["set5=DIR", ...]`` -> ``{"set5": "DIR", ...}`` (names lower-cased, as the paper table's)."""
-    if isinstance(specs, dict):
-        return dict(specs)
-    out = {}
-    for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise ValueError(f"--test takes NAME=DIR (e.g. set5=data/Set5), got {spec!r}")
-        if name.lower() in out:
-            raise ValueError(f"test set {name!r} given twice")
-        out[name.lower()] = folder
-    return out
-
-
-def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[str, str], *,
-        scale: int | list[int] = 4, iterations: int = 200000, batch: int = 4, size: int = 288,
-        protocol: str = "paper", val_every: int | None = None, cache=None, seed: int = 0,
-        progress: bool = True, n_train: int | None = 10000, n_val: int | None = 100,
-        checkpoint_dir: str | None = None) -> pd.DataFrame:
-    """Train and test one SR model per tap of ``net`` (or of each of several loss networks) in lockstep.
-
-    ``train``/``val``: image folders (``n_train``/``n_val`` files sampled with ``seed`` from the sorted
-    list; None takes all). ``test``: dataset name -> folder. ``scale``: 4, 8 or a list (one lockstep
-    run per scale). ``cache``: a ``lossnets.cache.FeatureCache`` or its URL for the target features.
-    ``checkpoint_dir``: where to save each model's best state_dict as
-    ``superres_x{scale}_{arch}_{layer}_{weights}.pt`` (default: kept in memory only).
-    Returns the tidy table (``benchmark`` ``superres_x4``/``superres_x8``, ``dataset`` the test names,
-    ``metric`` psnr/ssim, ``status``, and ``paper_value`` for imagenet weights)."""
-    check_protocol(protocol)
-    nets = [net] if isinstance(net, LossNetwork) else list(net)
-    n_train, n_val = n_train or None, n_val or None  # 0 or None: every file
-    scales = [scale] if isinstance(scale, int) else list(scale)
-    if not test:
-        raise ValueError("no test folders given")
-    rows = []
+def train_and_test(nets: list[LossNetwork], s: SuperresSettings, *, cache=None, seed: int = 0, progress: bool = True,
+                   checkpoint_dir: str | None = None) -> pd.DataFrame:
+    """Train one SR model per tap of each loss network in lockstep and test each (the rows of :func:`run`)."""
     t0 = time.perf_counter()
-    for sc in scales:
-        if sc not in (2, 4, 8):
-            raise ValueError(f"scale must be 4 or 8, got {sc}")
-        train_set = load_sr_folder(train, size, sc, protocol, n=n_train, seed=seed)
-        val_set = load_sr_folder(val, size, sc, protocol, n=n_val, seed=seed)
-        tests = {name: load_test_folder(folder, size, sc, protocol) for name, folder in test.items()}
-        models = train_lockstep(nets, train_set, val_set, scale=sc, iterations=iterations, batch=batch,
-                                protocol=protocol, val_every=val_every, cache=cache, seed=seed, progress=progress)
-        rows += result_rows(models, tests, sc, protocol)
-        if checkpoint_dir is not None:
-            save_checkpoints(models, checkpoint_dir, f"superres_x{sc}", scale=sc, protocol=protocol)
-    meta = run_metadata(protocol=protocol, iterations=iterations, batch=batch, size=size, seed=seed,
+    n_train, n_val = s.n_train or None, s.n_val or None  # 0 or None: every file
+    train_set = load_sr_folder(s.train, s.size, s.scale, s.protocol, n=n_train, seed=seed)
+    val_set = load_sr_folder(s.val, s.size, s.scale, s.protocol, n=n_val, seed=seed)
+    tests = {name: load_test_folder(folder, s.size, s.scale, s.protocol) for name, folder in s.test.items()}
+    models = train_lockstep(nets, train_set, val_set, scale=s.scale, iterations=s.iterations, batch=s.batch,
+                            protocol=s.protocol, val_every=s.val_every, cache=cache, seed=seed, progress=progress)
+    rows = result_rows(models, tests, s.scale, s.protocol)
+    if checkpoint_dir is not None:
+        save_checkpoints(models, checkpoint_dir, f"superres_x{s.scale}", scale=s.scale, protocol=s.protocol)
+    meta = run_metadata(protocol=s.protocol, iterations=s.iterations, batch=s.batch, size=s.size, seed=seed,
                         n_train=n_train, device=str(nets[0].device), amp=str(nets[0].amp),
                         compiled=nets[0].compiled, seconds=round(time.perf_counter() - t0, 1))
-    return with_paper_values(tidy(rows, **meta))
+    return tidy(rows, **meta)
 
 
-__all__ = ["run", "parse_tests", "train_lockstep", "evaluate", "predict", "SuperResolution", "result_rows"]
+def run_cells(net: LossNetwork, settings: SuperresSettings, ctx: Context) -> pd.DataFrame:
+    """The benchmark's entry point (``lossnets.benchmarks.contract``): every tap of ``net`` in lockstep."""
+    return train_and_test([net], settings, cache=ctx.cache, seed=ctx.seed, progress=ctx.progress)
+
+
+def run(net: LossNetwork | list[LossNetwork], train: str, val: str, test: dict[str, str] | list[str], *,
+        scale: int | list[int] = 4, cache=None, seed: int = 0, progress: bool = True,
+        checkpoint_dir: str | None = None, **options) -> pd.DataFrame:
+    """Train and test one SR model per tap of ``net`` (or of each of several loss networks) in lockstep.
+
+    ``train``/``val``: image folders (``n_train``/``n_val`` files sampled with ``seed`` from the sorted list; 0 or
+    None takes all). ``test``: dataset name -> folder (or ``["NAME=DIR", ...]``). ``scale``: 4, 8 or a list (one
+    lockstep run per scale). ``options``: the other fields of :class:`SuperresSettings` (iterations, batch, size,
+    protocol, val_every, n_train, n_val). ``cache``: a ``lossnets.cache.FeatureCache`` or its URL for the target
+    features. ``checkpoint_dir``: where to save each model's best state_dict as
+    ``superres_x{scale}_{arch}_{layer}_{weights}.pt`` (default: kept in memory only).
+    Returns the tidy table (``benchmark`` ``superres_x4``/``superres_x8``, ``dataset`` the test names, ``metric``
+    psnr/ssim, ``status``)."""
+    nets = [net] if isinstance(net, LossNetwork) else list(net)
+    runs = SUPERRES.runs(dict(train=train, val=val, test=test, scale=scale, **options), "superres.run")
+    return pd.concat([train_and_test(nets, s, cache=cache, seed=seed, progress=progress,
+                                     checkpoint_dir=checkpoint_dir) for s in runs], ignore_index=True)
+
+
+__all__ = ["run", "run_cells", "train_and_test", "train_lockstep", "evaluate", "predict", "SuperResolution", "result_rows"]

@@ -1,1 +1,2 @@
-"""The sweep over (benchmark, architecture, tap) cells: runner, executors, results table, report, demo."""
+"""Running the grid of (benchmark, architecture, tap) cells: its config, plan, worker, run folder, executors and
+merge; the results schema and the report."""

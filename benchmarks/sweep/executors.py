@@ -1,7 +1,7 @@
 """Where a sweep's architecture groups run: here (local), on Ray, or as a SLURM job array (submitit).
 
-Every executor has ``run(fn, groups, on_group, on_cell)``: it calls ``fn(group, ...)`` (the sweep's
-``run_group``, which writes each cell's file itself and never raises for a failed cell) once per
+Every executor has ``run(fn, groups, on_group, on_cell)``: it calls ``fn(group, ...)`` (the grid's
+``worker.run_group``, which writes each cell's file itself and never raises for a failed cell) once per
 group and reports each finished group to ``on_group(group, outcomes, error)``; ``error`` is set when
 the whole task died (a lost worker, a failed job) and the sweep then records its unfinished cells as
 failed. An executor with ``reports_cells = True`` also calls ``on_cell`` as each cell finishes. All
@@ -44,7 +44,7 @@ class LocalExecutor:
     forces N worker processes (on the config's device)."""
 
     def __init__(self, config=None, run_dir=None, workers: int | None = None, devices: list[str] | None = None):
-        device = getattr(config, "device", None)
+        device = config.engine.device if config is not None else None
         if devices is None:
             n_gpu = _cuda_count()
             if workers is None and n_gpu > 1 and device in (None, "cuda"):
@@ -107,7 +107,7 @@ class RayExecutor:
 
     def __init__(self, config=None, run_dir=None, address: str | None = None, num_gpus="auto", num_cpus: float = 1,
                  max_retries: int = 2, init: dict | None = None):
-        self.device = getattr(config, "device", None)
+        self.device = config.engine.device if config is not None else None
         self.address = address
         self.num_gpus = num_gpus
         self.num_cpus = num_cpus
@@ -128,7 +128,7 @@ class RayExecutor:
             task = ray.remote(_ray_task)
             refs = {}
             for g in groups:
-                gpus = (gpu_share(g["arch"]) if self.num_gpus == "auto" else float(self.num_gpus)) if use_gpu else 0
+                gpus = (gpu_share(g.arch) if self.num_gpus == "auto" else float(self.num_gpus)) if use_gpu else 0
                 ref = task.options(num_gpus=gpus, num_cpus=self.num_cpus, max_retries=self.max_retries,
                                    retry_exceptions=False).remote(fn, g, device)
                 refs[ref] = g
@@ -164,7 +164,7 @@ class SlurmExecutor:
 
     def __init__(self, config=None, run_dir=None, cluster: str | None = None, folder: str | None = None,
                  poll_s: float = 1.0, **parameters):
-        self.device = getattr(config, "device", None)
+        self.device = config.engine.device if config is not None else None
         self.cluster = cluster
         self.folder = Path(folder) if folder else Path(run_dir or ".") / "submitit"
         self.poll_s = poll_s

@@ -5,9 +5,9 @@ ImageNet accuracy and against MACs (Figs. 4-5), and every figure beside the publ
 best_tap.csv, comparison.csv and the PNG plots.
 
 Scores. A *performance score* is one (benchmark, dataset, metric) of the table. Where the run holds
-scores that the paper reports (after mapping our names onto the paper's: similarity ``2afc/val`` ->
-``bapps/2afc``, ``jnd/val`` -> ``bapps/jnd``; superres rows with a ``scale`` column -> ``superres_x4`` /
-``superres_x8``), only those are ranked (so per-subset rows do not outweigh the aggregate); a
+scores that the paper reports (rows name their benchmarks as the paper does, ``superres_x4``; its datasets
+mapped onto the paper's: similarity ``2afc/val`` -> ``bapps/2afc``, ``jnd/val`` -> ``bapps/jnd``; see
+``results.py``), only those are ranked (so per-subset rows do not outweigh the aggregate); a
 benchmark with no paper scores ranks all of its scores.
 
 Ranking rule (the paper's Table III, Sec. V-A). For each score, each architecture is represented by its
@@ -29,17 +29,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .results import BASELINE, PAPER_DATASET, paper_results
+from .results import ROW_NAMES, baseline, paper_dataset, paper_results, paper_values
 
 LOWER_IS_BETTER = {"lpips", "mse", "loss", "error", "distance", "rmse"}
-# benchmarks the paper pools into one "benchmark" for its ranking
-BENCHMARK_GROUP = {"superres_x4": "superres", "superres_x8": "superres"}
 KEY = ["benchmark", "arch", "layer", "dataset", "metric"]
-# the paper's benchmarks 1-4, the order of its tables' columns
-BENCHMARK_ORDER = ("similarity", "superres", "segmentation", "autoencoder")
-# where the paper's appendix gives each benchmark's figures
-PAPER_TABLE = {"similarity": "Table V", "superres_x4": "Tables VI-IX", "superres_x8": "Tables VI-IX",
-               "segmentation": "Table X", "autoencoder": "Table XI"}
+# the paper's benchmarks 1-4 in the order of its tables' columns (superres: x4 and x8 pooled, as in Table III)
+BENCHMARK_ORDER = tuple(dict.fromkeys(group for group, _ in ROW_NAMES.values()))
+
+
+def group_of(benchmark: str) -> str:
+    """The paper's benchmark a row name belongs to (``superres_x8`` -> ``superres``); others their own."""
+    return ROW_NAMES.get(benchmark, (benchmark, ""))[0]
 
 
 def load_table(run_dir) -> pd.DataFrame:
@@ -48,31 +48,21 @@ def load_table(run_dir) -> pd.DataFrame:
     if p.is_file():
         return pd.read_csv(p)
     if not (p / "results.csv").is_file():
-        from .runner import rebuild_results
-        return rebuild_results(p)
+        from .cells import RunFolder
+        return RunFolder(p).write_table()
     return pd.read_csv(p / "results.csv")
 
 
-def paper_names(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``paper_benchmark`` and ``paper_dataset``: our names mapped onto the paper table's."""
-    df = df.copy()
-    bench = df["benchmark"].astype(str)
-    if "scale" in df.columns:
-        sr = (bench == "superres") & df["scale"].notna()
-        bench = bench.where(~sr, "superres_x" + df["scale"].astype("Int64").astype(str))
-    df["paper_benchmark"] = bench
-    df["paper_dataset"] = [PAPER_DATASET.get((b, d), PAPER_DATASET.get((pb, d), d))
-                           for b, pb, d in zip(df["benchmark"], bench, df["dataset"].astype(str))]
-    return df
+def with_paper_dataset(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``paper_dataset``: our dataset names mapped onto the paper table's."""
+    return df.assign(paper_dataset=[paper_dataset(b, d) for b, d in zip(df["benchmark"], df["dataset"].astype(str))])
 
 
 def compare(df: pd.DataFrame) -> pd.DataFrame:
     """Every row beside the published figure: ``paper_value`` and ``difference`` (ours - paper), and
     ``comparable`` (ImageNet weights and real data; otherwise the difference is no test of anything)."""
-    df = paper_names(df.drop(columns=["paper_value", "difference", "comparable"], errors="ignore"))
-    paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset",
-                                            "value": "paper_value"})
-    out = df.merge(paper, on=["paper_benchmark", "arch", "layer", "paper_dataset", "metric"], how="left")
+    out = df.drop(columns=["paper_value", "difference", "comparable"], errors="ignore")
+    out = out.assign(paper_value=paper_values(out))
     out["difference"] = out["value"] - out["paper_value"]
     out["comparable"] = (out["weights"].astype(str) == "imagenet") & ~_synthetic_rows(out)
     return out
@@ -82,22 +72,20 @@ def _synthetic_rows(df: pd.DataFrame) -> pd.Series:
     s = pd.Series(False, index=df.index)
     if "data" in df.columns:
         s |= df["data"].astype(str).str.lower().eq("synthetic")
-    if "synthetic" in df.columns:
-        s |= df["synthetic"].astype(str).str.lower().isin(["true", "1", "yes"])
     return s
 
 
 def score_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows that are ranked (see the module doc), with ``paper_benchmark``/``paper_dataset`` and
-    ``group`` (the paper's benchmark number, superres x4 and x8 pooled)."""
-    df = paper_names(df)
+    """The rows that are ranked (see the module doc), with ``paper_dataset`` and ``group`` (the paper's benchmark,
+    superres x4 and x8 pooled)."""
+    df = with_paper_dataset(df)
     paper = paper_results()
     known = set(zip(paper["benchmark"], paper["dataset"], paper["metric"]))
-    in_paper = pd.Series([k in known for k in zip(df["paper_benchmark"], df["paper_dataset"], df["metric"])],
+    in_paper = pd.Series([k in known for k in zip(df["benchmark"], df["paper_dataset"], df["metric"])],
                          index=df.index, dtype=bool)
-    has_paper = in_paper.groupby(df["paper_benchmark"]).transform("any")
+    has_paper = in_paper.groupby(df["benchmark"]).transform("any")
     out = df[in_paper | ~has_paper].copy()
-    out["group"] = out["paper_benchmark"].map(lambda b: BENCHMARK_GROUP.get(b, b))
+    out["group"] = out["benchmark"].map(group_of)
     return out
 
 
@@ -110,7 +98,7 @@ def best_per_arch(scores: pd.DataFrame) -> pd.DataFrame:
     (mean over repeated rows, e.g. seeds)."""
     from lossnets.engine.tap_sets import is_tap_set
     scores = scores[~scores["layer"].astype(str).map(is_tap_set)]
-    keys = ["group", "paper_benchmark", "paper_dataset", "metric", "arch"]
+    keys = ["group", "benchmark", "paper_dataset", "metric", "arch"]
     mean = scores.groupby(keys + ["layer"], sort=False)["value"].mean().reset_index()
     mean["sign"] = mean["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
     mean["signed"] = mean["value"] * mean["sign"]
@@ -125,7 +113,7 @@ def ranking(df: pd.DataFrame, *, scores: pd.DataFrame | None = None) -> pd.DataF
     if scores.empty:
         return pd.DataFrame(columns=["arch", "all"])
     best = best_per_arch(scores)
-    best["rank"] = best.groupby(["group", "paper_benchmark", "paper_dataset", "metric"])["signed"].rank(
+    best["rank"] = best.groupby(["group", "benchmark", "paper_dataset", "metric"])["signed"].rank(
         ascending=False, method="average")
     per = best.groupby(["arch", "group"])["rank"].mean().unstack("group")
     order = {g: i for i, g in enumerate(BENCHMARK_ORDER)}
@@ -138,14 +126,14 @@ def ranking(df: pd.DataFrame, *, scores: pd.DataFrame | None = None) -> pd.DataF
 def paper_ranking(df: pd.DataFrame) -> pd.DataFrame:
     """The paper's ranking computed the same way, over the run's (score, architecture, tap) cells."""
     ours = score_rows(df)
-    paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset"})
-    keys = set(zip(ours["paper_benchmark"], ours["paper_dataset"], ours["metric"], ours["arch"], ours["layer"]))
-    wanted = np.array([k in keys for k in zip(paper["paper_benchmark"], paper["paper_dataset"], paper["metric"],
+    paper = paper_results().rename(columns={"dataset": "paper_dataset"})
+    keys = set(zip(ours["benchmark"], ours["paper_dataset"], ours["metric"], ours["arch"], ours["layer"]))
+    wanted = np.array([k in keys for k in zip(paper["benchmark"], paper["paper_dataset"], paper["metric"],
                                               paper["arch"], paper["layer"])], dtype=bool)
     sel = paper[wanted].copy()
     if sel.empty:
         return pd.DataFrame(columns=["arch", "all"])
-    sel["group"] = sel["paper_benchmark"].map(lambda b: BENCHMARK_GROUP.get(b, b))
+    sel["group"] = sel["benchmark"].map(group_of)
     return ranking(sel, scores=sel)
 
 
@@ -155,12 +143,12 @@ def best_taps(df: pd.DataFrame) -> pd.DataFrame:
     if scores.empty:
         return pd.DataFrame(columns=["arch"])
     ours = best_per_arch(scores)
-    ours["score"] = ours["paper_benchmark"] + " " + ours["paper_dataset"] + " " + ours["metric"]
+    ours["score"] = ours["benchmark"] + " " + ours["paper_dataset"] + " " + ours["metric"]
     table = ours.pivot(index="arch", columns="score", values="layer")
-    paper = paper_results().rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset"})
-    paper["group"] = paper["paper_benchmark"].map(lambda b: BENCHMARK_GROUP.get(b, b))
+    paper = paper_results().rename(columns={"dataset": "paper_dataset"})
+    paper["group"] = paper["benchmark"].map(group_of)
     pbest = best_per_arch(paper)
-    pbest["score"] = pbest["paper_benchmark"] + " " + pbest["paper_dataset"] + " " + pbest["metric"]
+    pbest["score"] = pbest["benchmark"] + " " + pbest["paper_dataset"] + " " + pbest["metric"]
     pbest = pbest[pbest["score"].isin(table.columns) & pbest["arch"].isin(table.index)]
     ptable = pbest.pivot(index="arch", columns="score", values="layer")
     for col in ptable.columns:
@@ -175,9 +163,9 @@ def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     scores = score_rows(df)
     paper = paper_results().set_index(["benchmark", "dataset", "metric", "arch", "layer"])["value"]
     tables, layers = {}, _layer_sorted(scores["layer"])
-    order = {b: i for i, b in enumerate(PAPER_TABLE)}
-    scores = scores.sort_values("paper_benchmark", key=lambda b: b.map(lambda x: order.get(x, len(order))), kind="stable")
-    for (pb, pd_, metric), s in scores.groupby(["paper_benchmark", "paper_dataset", "metric"], sort=False):
+    order = {b: i for i, b in enumerate(ROW_NAMES)}
+    scores = scores.sort_values("benchmark", key=lambda b: b.map(lambda x: order.get(x, len(order))), kind="stable")
+    for (pb, pd_, metric), s in scores.groupby(["benchmark", "paper_dataset", "metric"], sort=False):
         mean = s.groupby(["arch", "layer"])["value"].mean()
         cells = {}
         for (arch, layer), v in mean.items():
@@ -186,13 +174,13 @@ def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         table = pd.Series(cells).unstack()
         table = table.reindex(index=[a for a in _arch_order() if a in table.index],
                               columns=layers).fillna("-")
-        tables[f"{PAPER_TABLE.get(pb, pb)}: {pb} {pd_} {metric}"] = table.rename_axis("arch").reset_index()
+        tables[f"{ROW_NAMES.get(pb, ('', pb))[1]}: {pb} {pd_} {metric}"] = table.rename_axis("arch").reset_index()
     return tables
 
 
 def baseline_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows scored without learned channel weights (``lin`` "none" or absent): what the paper reports."""
-    return df[df["lin"].fillna(BASELINE).astype(str) == BASELINE] if "lin" in df.columns else df
+    return df[baseline(df)]
 
 
 def learned_metric(df: pd.DataFrame) -> pd.DataFrame:
@@ -201,12 +189,12 @@ def learned_metric(df: pd.DataFrame) -> pd.DataFrame:
     if "lin" not in df.columns:
         return pd.DataFrame()
     sim = df[(df["benchmark"] == "similarity") & df["dataset"].isin(["2afc/val", "jnd/val"])]
-    sim = sim.assign(lin=sim["lin"].fillna(BASELINE).astype(str))
-    weighted = sim[sim["lin"] != BASELINE]
+    sim = sim.assign(lin=sim["lin"].fillna("none").astype(str))
+    weighted = sim[~baseline(sim)]
     if weighted.empty:
         return pd.DataFrame()
     keys = ["arch", "layer", "dataset"]
-    base = sim[sim["lin"] == BASELINE].groupby(keys)["value"].mean().rename("baseline")
+    base = sim[baseline(sim)].groupby(keys)["value"].mean().rename("baseline")
     rows = weighted.groupby(keys + ["lin"])["value"].mean().rename("weighted").reset_index()
     rows = rows.join(base, on=keys)
     rows["gain"] = rows["weighted"] - rows["baseline"]
@@ -277,7 +265,7 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
         macs = tap_macs(sorted(set(zip(scores["arch"], scores["layer"]))))
     paper = paper_results()
     files = []
-    for (pb, pd_, metric), s in scores.groupby(["paper_benchmark", "paper_dataset", "metric"], sort=False):
+    for (pb, pd_, metric), s in scores.groupby(["benchmark", "paper_dataset", "metric"], sort=False):
         pts = s.groupby(["arch", "layer"])["value"].mean().reset_index().merge(macs, on=["arch", "layer"], how="left")
         pts = pts.sort_values(["arch", "macs"])
         ref = paper[(paper["benchmark"] == pb) & (paper["dataset"] == pd_) & (paper["metric"] == metric)
@@ -300,7 +288,7 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
         best["top1"] = best["arch"].map(lambda a: archs[a].imagenet_top1 if a in archs else math.nan)
         fig, ax = plt.subplots(figsize=(6, 4.5))
         if len(ref):
-            rb = best_per_arch(ref.rename(columns={"benchmark": "paper_benchmark", "dataset": "paper_dataset"})
+            rb = best_per_arch(ref.rename(columns={"dataset": "paper_dataset"})
                                .assign(group=pb))
             rb["top1"] = rb["arch"].map(lambda a: archs[a].imagenet_top1 if a in archs else math.nan)
             ax.scatter(rb["top1"], rb["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")

@@ -1,4 +1,6 @@
-"""The tidy results table every benchmark writes, the paper's figures beside it, atomic CSV writes."""
+"""The results schema: the tidy table every benchmark writes (its columns and the columns that key a row), the
+benchmarks as rows name them, the paper's figures beside them (the one join of our rows onto the paper's), atomic
+CSV writes. The sweep, the merge and the report read only this module for what a table holds."""
 from __future__ import annotations
 
 import os
@@ -11,6 +13,14 @@ import pandas as pd
 from lossnets.engine.atomic import atomic_write_text
 
 COLUMNS = ["benchmark", "arch", "layer", "weights", "dataset", "metric", "value"]
+# written beside COLUMNS by some benchmarks, telling two rows of one (benchmark, ..., metric) apart: the run's seed
+# and protocol (training benchmarks), the downstream MLP (autoencoder), the channel weights (similarity)
+EXTRA_KEY_COLUMNS = ("seed", "protocol", "mlp", "lin")
+# the benchmarks as rows name them, in the paper's order -> (the paper's benchmark, the appendix tables with its
+# figures); the paper's benchmark 2 is super-resolution at two scales, pooled in its ranking (Table III)
+ROW_NAMES = {"similarity": ("similarity", "Table V"), "superres_x4": ("superres", "Tables VI-IX"),
+             "superres_x8": ("superres", "Tables VI-IX"), "segmentation": ("segmentation", "Table X"),
+             "autoencoder": ("autoencoder", "Table XI")}
 PAPER_CSV = Path(__file__).parent / "data" / "paper_results.csv"
 # our dataset names -> the paper table's, where they differ
 PAPER_DATASET = {("similarity", "2afc/val"): "bapps/2afc", ("similarity", "jnd/val"): "bapps/jnd"}
@@ -46,14 +56,39 @@ def paper_results() -> pd.DataFrame:
     return df
 
 
+def key_columns(df: pd.DataFrame) -> list[str]:
+    """The columns that identify a row of ``df``: COLUMNS without value, and those of EXTRA_KEY_COLUMNS it has."""
+    return [c for c in COLUMNS if c != "value"] + [c for c in EXTRA_KEY_COLUMNS if c in df.columns]
+
+
+def paper_dataset(benchmark: str, dataset: str) -> str:
+    """The paper table's name of one of our datasets."""
+    return PAPER_DATASET.get((benchmark, dataset), dataset)
+
+
+def paper_values(df: pd.DataFrame) -> pd.Series:
+    """The published figure of each row of ``df`` (same benchmark, architecture, tap, dataset and metric), NaN where
+    the paper reports none."""
+    if df.empty:
+        return pd.Series(index=df.index, dtype=float)
+    paper = paper_results().set_index(["benchmark", "arch", "layer", "dataset", "metric"])["value"]
+    keys = pd.MultiIndex.from_arrays([df["benchmark"].astype(str), df["arch"].astype(str), df["layer"].astype(str),
+                                      [paper_dataset(b, d) for b, d in zip(df["benchmark"], df["dataset"].astype(str))],
+                                      df["metric"].astype(str)])
+    return pd.Series(paper.reindex(keys).to_numpy(), index=df.index, dtype=float)
+
+
+def baseline(df: pd.DataFrame) -> pd.Series:
+    """Which rows are scored without learned channel weights (``lin`` "none" or absent): what the paper reports."""
+    if "lin" not in df.columns:
+        return pd.Series(True, index=df.index)
+    return df["lin"].fillna(BASELINE).astype(str) == BASELINE
+
+
 def with_paper_values(df: pd.DataFrame) -> pd.DataFrame:
-    """Add a ``paper_value`` column: the published figure for rows with imagenet weights, else NaN."""
-    paper = paper_results().rename(columns={"value": "paper_value", "dataset": "paper_dataset"})
-    key = df.apply(lambda r: PAPER_DATASET.get((r["benchmark"], r["dataset"]), r["dataset"]), axis=1) if len(df) else []
-    out = df.assign(paper_dataset=key).merge(
-        paper, on=["benchmark", "arch", "layer", "paper_dataset", "metric"], how="left")
-    out.loc[out["weights"] != "imagenet", "paper_value"] = float("nan")
-    return out.drop(columns="paper_dataset")
+    """``df`` with a ``paper_value`` column: the published figure beside baseline rows with imagenet weights."""
+    comparable = (df["weights"].astype(str) == "imagenet") & baseline(df)
+    return df.assign(paper_value=paper_values(df).where(comparable))
 
 
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -97,6 +97,9 @@ def test_lin_train_writes_lpips_format_weights_that_similarity_reads(root, tmp_p
     assert "SYNTHETIC" in printed and "E+L" in printed
     history = pd.read_csv(out / "lin_train.csv")
     assert len(history) == 2 * 2 and {"train_2afc", "val_2afc", "val_jnd_map", "loss", "lr"} <= set(history.columns)
+    assert main(["lin", "train", *args, "--layers", "E+L", "M", "--epochs", "2", "--out", str(out), "--resume"]) == 0
+    assert "2 already done, 0 finished now" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(out / "lin_train.csv"), history)
     assert set(history["data"]) == {"synthetic"}
     lin = load_lin_weights(out / "squeezenet1_1" / "E+L.pth", "squeezenet1_1", ("E", "L"))
     assert [len(w) for w in lin.weights] == [64, 512]

@@ -1,4 +1,4 @@
-"""The similarity benchmark: features through the cache, dedupe, the grid driver and its table."""
+"""The similarity benchmark: features through the cache, dedupe, the command and its table."""
 from __future__ import annotations
 
 import shutil
@@ -12,6 +12,8 @@ from lossnets.benchmarks.similarity import benchmark as similarity
 from lossnets.benchmarks.similarity.bapps import load_bapps
 from lossnets.benchmarks.similarity.made import make_bapps
 from lossnets.benchmarks.similarity.statistics import open_store
+from lossnets.benchmarks.sweep.results import with_paper_values
+from lossnets.cli import main
 from lossnets.engine import LossNetwork
 from lossnets.engine.lin_weights import lin_file, save_lin_weights
 
@@ -71,28 +73,26 @@ def test_the_store_reads_back(root, net, tmp_path, monkeypatch):
     assert count.n == 0 and len(weighted) == len(cold) and np.allclose(weighted["value"], cold["value"])
 
 
-def test_evaluate_table(root, tmp_path):
+def test_the_command_writes_the_table(root, tmp_path, capsys):
     out = tmp_path / "sim.csv"
-    df = similarity.evaluate(["alexnet"], ["E", "M"], root, weights="random", seed=2, device="cpu", out=out,
-                             progress=False)
+    argv = ["similarity", "--data", str(root), "--archs", "alexnet", "--layers", "E", "M", "--weights", "random",
+            "--seed", "2", "--device", "cpu", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "SYNTHETIC" in capsys.readouterr().out
     back = pd.read_csv(out)
-    assert len(back) == len(df) == 2 * (8 + 2)
+    assert len(back) == 2 * (8 + 2)
     for col in ("benchmark", "arch", "layer", "weights", "dataset", "metric", "value", "data", "seed",
-                "lossnets_version", "device"):
+                "lossnets_version", "device", "paper_value"):
         assert col in back.columns
     assert set(back["data"]) == {"synthetic"} and set(back["weights"]) == {"random"}
-    assert set(back["metric"]) == {"2afc", "jnd_map"}
+    assert set(back["metric"]) == {"2afc", "jnd_map"} and back["paper_value"].isna().all()  # no published figure
     agg = back[back["dataset"] == "2afc/val"].set_index("layer")["value"]
     per = back[back["dataset"].str.startswith("2afc/val/")].groupby("layer")["value"].mean()
     assert np.allclose(agg.sort_index(), per.sort_index())
-    assert "paper_value" not in back.columns
     # a cache URL stores fp32: the same figures as without a cache
-    cached = similarity.evaluate(["alexnet"], ["E", "M"], root, weights="random", seed=2, device="cpu",
-                                 cache=str(tmp_path / "cache"), progress=False)
-    assert list(cached["value"]) == list(df["value"]) and set(cached["cache"]) == {str(tmp_path / "cache")}
-    # with imagenet weights the published figure sits beside ours
-    fake = back.assign(weights="imagenet")
-    with_paper = similarity._finish([fake[similarity.tidy([]).columns.tolist() + ["n", "data"]]], {},
-                                    device="cpu", weights="imagenet")
-    row = with_paper[(with_paper["dataset"] == "2afc/val") & (with_paper["layer"] == "E")]
-    assert row["paper_value"].notna().all()
+    assert main([*argv, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "cached.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "cached.csv")["value"]) == list(back["value"])
+    # with imagenet weights the published figure sits beside the baseline rows
+    fake = pd.concat([back.assign(weights="imagenet"), back.assign(weights="imagenet", lin="trained@0")])
+    row = with_paper_values(fake)[lambda d: (d["dataset"] == "2afc/val") & (d["layer"] == "E")]
+    assert row["paper_value"].notna().tolist() == [True, False]

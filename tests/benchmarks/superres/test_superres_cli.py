@@ -21,6 +21,8 @@ def test_make_sr_then_superres(tmp_path, capsys):
     assert set(df["benchmark"]) == {"superres_x4", "superres_x8"} and set(df["dataset"]) == {"set5", "bsd100"}
     assert len(df) == 2 * 2 * 2 and (df["status"] == "ok").all()
     assert f"wrote {out}" in capsys.readouterr().out
+    assert main([*argv, "--resume"]) == 0 and "2 already done, 0 finished now" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(out), df)
 
 
 def test_superres_errors_are_clear(tmp_path, capsys):

@@ -9,7 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossnets.benchmarks.sweep import runner as sw
+from lossnets.benchmarks.sweep.cells import RunFolder
+from lossnets.benchmarks.sweep.config import SweepConfig
+from lossnets.benchmarks.sweep.grid import sweep
+from lossnets.benchmarks.sweep.plan import groups, plan
+from lossnets.benchmarks.sweep.worker import run_group
 from lossnets.benchmarks.sweep.executors import LocalExecutor, RayExecutor, SlurmExecutor, gpu_share, make_executor
 
 HERE = Path(__file__).parent
@@ -26,9 +30,9 @@ def config(tmp_path_factory):
     d = tmp_path_factory.mktemp("cfg")
     cfg = d / "c.toml"
     cfg.write_text(f'[sweep]\narchs = {ARCHS!r}\nlayers = ["E", "L"]\nweights = "random"\ndevice = "cpu"\n'
-                   f'cache = "feat"\n[fake]\nfunction = "test_sweep_fakebench:run"\n'
+                   f'cache = "feat"\n[fake]\nbenchmark = "test_sweep_fakebench:FAKE"\n'
                    '[slurm]\ncluster = "local"\ntimeout_min = 10\npoll_s = 0.2\n')
-    yield sw.SweepConfig.from_toml(cfg)
+    yield SweepConfig.from_toml(cfg)
     sys.path.remove(str(HERE))
     if old is None:
         os.environ.pop("PYTHONPATH", None)
@@ -38,7 +42,7 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(config, tmp_path_factory):
-    r = sw.sweep(config, tmp_path_factory.mktemp("local"), progress=False)
+    r = sweep(config, tmp_path_factory.mktemp("local"), progress=False)
     assert r.finished == 4 and not r.failed
     return r.table
 
@@ -52,7 +56,7 @@ def same_values(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def test_reference_rows_share_the_cache_url(reference, config):
     # every benchmark gets one FeatureCache opened on the config's URL
-    assert len(reference) == 2 * 2 * 2 and set(reference["cache"]) == {f"FeatureCache:{config.cache}"}
+    assert len(reference) == 2 * 2 * 2 and set(reference["cache"]) == {f"FeatureCache:{config.engine.cache}"}
 
 
 @pytest.fixture(scope="module")
@@ -65,32 +69,32 @@ def ray_cluster(config):
 
 
 def test_ray_gives_the_same_table(ray_cluster, config, reference, tmp_path):
-    r = sw.sweep(config, tmp_path / "ray", executor="ray", progress=False)
+    r = sweep(config, tmp_path / "ray", executor="ray", progress=False)
     assert (r.finished, r.failed) == (4, [])
     same_values(reference, r.table)
     # a rerun on Ray skips everything
-    assert sw.sweep(config, tmp_path / "ray", executor="ray", progress=False).skipped == 4
+    assert sweep(config, tmp_path / "ray", executor="ray", progress=False).skipped == 4
 
 
 def test_ray_records_a_dead_task_and_the_rest_go_on(ray_cluster, config, tmp_path):
     run = tmp_path / "ray"
-    work = sw.groups(config, sw.plan(config), run)
+    work = groups(config, plan(config), run)
     outcomes = {}
     RayExecutor(config, run, max_retries=0).run(
-        _die_for_alexnet, work, on_group=lambda g, o, e: outcomes.__setitem__(g["arch"], (o, e)))
+        _die_for_alexnet, work, on_group=lambda g, o, e: outcomes.__setitem__(g.arch, (o, e)))
     assert isinstance(outcomes["alexnet"][1], Exception) and outcomes["alexnet"][0] is None
     assert outcomes["squeezenet1_1"][1] is None and len(outcomes["squeezenet1_1"][0]) == 2
 
 
 def _die_for_alexnet(group, device=None, on_cell=None):
-    if group["arch"] == "alexnet":
+    if group.arch == "alexnet":
         os._exit(3)  # the worker process dies
-    return sw.run_group(group, device=device)
+    return run_group(group, device=device)
 
 
 def test_submitit_local_gives_the_same_table(config, reference, tmp_path):
     pytest.importorskip("submitit")
-    r = sw.sweep(config, tmp_path / "slurm", executor="slurm", progress=False)
+    r = sweep(config, tmp_path / "slurm", executor="slurm", progress=False)
     assert (r.finished, r.failed) == (4, [])
     same_values(reference, r.table)
     assert list((tmp_path / "slurm" / "submitit").glob("*_0_log.out"))  # one array task per arch group
@@ -99,9 +103,9 @@ def test_submitit_local_gives_the_same_table(config, reference, tmp_path):
 def test_a_group_that_raises_is_recorded_for_each_cell(config, tmp_path):
     def boom(group, on_cell=None, device=None):
         raise MemoryError("out of memory")
-    r = sw.sweep(config, tmp_path / "boom", executor=_Fixed(boom), progress=False)
-    assert r.finished == 0 and len(r.failed) == 4 and "MemoryError" in r.failed[0]["error"]
-    assert len(sw.failures(tmp_path / "boom")) == 4
+    r = sweep(config, tmp_path / "boom", executor=_Fixed(boom), progress=False)
+    assert r.finished == 0 and len(r.failed) == 4 and "MemoryError" in r.failed[0].error
+    assert len(RunFolder(tmp_path / "boom").failures()) == 4
 
 
 class _Fixed(LocalExecutor):

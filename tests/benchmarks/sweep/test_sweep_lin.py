@@ -5,7 +5,10 @@ from __future__ import annotations
 import pandas as pd
 
 from lossnets.benchmarks.similarity.made import make_bapps
-from lossnets.benchmarks.sweep import runner as sw
+from lossnets.benchmarks.sweep.config import SweepConfig
+from lossnets.benchmarks.sweep.grid import sweep
+from lossnets.benchmarks.sweep.plan import plan
+from lossnets.benchmarks.sweep.results import key_columns
 from lossnets.benchmarks.sweep.report import write_report
 from lossnets.engine.lin_weights import load_lin_weights
 
@@ -16,13 +19,13 @@ def test_lin_train_in_a_sweep_then_report_side_by_side(tmp_path):
     cfg.write_text('[sweep]\narchs = ["alexnet", "resnet18"]\nlayers = ["E", "E+L", "lpips"]\nweights = "random"\n'
                    'device = "cpu"\ncache = "cache"\n'
                    '[similarity]\ndata = "bapps"\nlin = "train"\ntraining = { epochs = 2, decay_epochs = 1 }\n')
-    cells = sw.plan(sw.SweepConfig.from_toml(cfg))
+    cells = plan(SweepConfig.from_toml(cfg))
     assert [str(c) for c in cells] == ["similarity/alexnet/E", "similarity/alexnet/E+L", "similarity/alexnet/lpips",
                                        "similarity/resnet18/E", "similarity/resnet18/E+L"]  # lpips: its 3 nets
-    r = sw.sweep(cfg, tmp_path / "run", progress=False)
+    r = sweep(cfg, tmp_path / "run", progress=False)
     assert (r.finished, r.failed) == (5, [])
     df = r.table
-    assert not df.duplicated(sw.key_columns(df)).any()
+    assert not df.duplicated(key_columns(df)).any()
     learned = df[df["lin"] != "none"]
     assert learned["lin"].str.startswith("trained@").all() and len(learned) == len(df) // 2
     lin = load_lin_weights(tmp_path / "run/artifacts/similarity/lin/alexnet/lpips.pth", "alexnet",
