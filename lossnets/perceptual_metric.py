@@ -72,7 +72,7 @@ class PerceptualMetric(TapDistances):
             block = max(1, PAIR_BLOCK_ELEMENTS // max(1, a[0].numel()))
             parts = [self._distance(a[i[s:s + block].to(a.device)], b[j[s:s + block].to(b.device)], lin)
                      for s in range(0, n * m, block)]
-            taps[layer] = torch.cat(parts).view(n, m) if parts else a.new_zeros(n, m)
+            taps[layer] = torch.cat(parts).view(n, m)  # never empty: empty batches are refused
         return PerceptualResult(self.total(taps), self.config, taps if per_tap else None,
                                 per_set=self.per_set(taps) if per_tap else None)
 
