@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import threading
+import urllib.parse
 import zlib
 from pathlib import Path
 
@@ -33,10 +34,12 @@ import torch
 import zarr
 import zarr.codecs as zc
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 
 from lossnets.engine.atomic import atomic_write
 
 from .keys import EntryKey
+from .lease import Lease
 
 MAX_ROWS = 2**40  # arrays never resize (their metadata is written once): rows are allocated, not grown
 STORAGE = {"fp16": ("float16", torch.float16), "bf16": ("uint16", torch.bfloat16), "fp32": ("float32", torch.float32)}
@@ -143,34 +146,51 @@ class EntryMismatch(ValueError):
 
 
 class Root:
-    """A cache root: a local directory or any fsspec URL (``memory://``, ``s3://``, ...)."""
+    """A cache root: a local directory or any fsspec URL (``memory://``, ``s3://``, ...). Filesystem options come
+    from the environment (e.g. ``AWS_ENDPOINT_URL``) or the URL's query: ``s3://bucket/cache?endpoint_url=URL``."""
 
     def __init__(self, url: str):
-        self.fs, self.path = fsspec.core.url_to_fs(str(url))
+        base, _, query = str(url).partition("?")
+        if "://" not in base or base.startswith("file://"):  # a local path is taken as it is
+            base, query = str(url), ""
+        self.options = dict(urllib.parse.parse_qsl(query, strict_parsing=True)) if query else {}
+        self.fs, self.path = fsspec.core.url_to_fs(base, **self.options)
+        if not isinstance(self.fs, (LocalFileSystem, MemoryFileSystem)):  # other processes add files:
+            self.options["use_listings_cache"] = False                   # list them afresh every time
+            self.fs = type(self.fs)(**{**self.fs.storage_options, **self.options})
         self.path = self.path.rstrip("/")
         self.local = isinstance(self.fs, LocalFileSystem)
-        self.url = self.path if self.local else self.fs.unstrip_protocol(self.path)
+        self.url = self.path if self.local else self.fs.unstrip_protocol(self.path) + (f"?{query}" if query else "")
 
     def join(self, *parts: str) -> str:
         return "/".join([self.path, *parts])
 
-    def zarr_url(self, name: str) -> str:
-        return self.join(name) if self.local else self.fs.unstrip_protocol(self.join(name))
+    def open_group(self, name: str, mode: str, **kwargs):
+        """The zarr group of entry ``name``, through this root's filesystem options."""
+        if self.local:
+            return zarr.open_group(self.join(name), mode=mode, **kwargs)
+        return zarr.open_group(self.fs.unstrip_protocol(self.join(name)), mode=mode,
+                               storage_options=self.options or None, **kwargs)
 
     @contextlib.contextmanager
     def lock(self, name: str):
-        """Exclusive writer lock of one entry: flock (freed by the OS when a writer dies) or a process lock."""
-        if self.local:  # outside the entry, which creation may wipe
-            path = Path(self.join(".locks", name.replace("/", "--") + ".lock"))
-            path.parent.mkdir(parents=True, exist_ok=True)
+        """Exclusive writer lock of one entry, outside the entry (which creation may wipe): flock on a local
+        disk (freed by the OS when a writer dies), a lock within the process on ``memory://`` (which is one
+        process's), a :class:`~.lease.Lease` file on an object store (taken over once its holder stops beating)."""
+        path = self.join(".locks", name.replace("/", "--") + ".lock")
+        if self.local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 try:
                     yield
                 finally:
                     fcntl.flock(f, fcntl.LOCK_UN)
-        else:  # object stores have no locks: one writer process per entry there
+        elif isinstance(self.fs, MemoryFileSystem):
             with _PROCESS_LOCKS.setdefault(self.url + "/" + name, threading.Lock()):
+                yield
+        else:
+            with Lease(self.fs, path):
                 yield
 
     def read_json(self, path: str):
@@ -203,7 +223,7 @@ class Entry:
         self.root, self.name, self.meta = root, name, meta
         self.dtype = meta["key"]["dtype"]
         self.chunk_items = meta["chunk_items"]
-        group = zarr.open_group(root.zarr_url(name), mode="r+")
+        group = root.open_group(name, mode="r+")
         self.data, self.crc, self.done = group["data"], group["crc"], group["done"]
         self._segments: dict[str, list[str]] = {}
         self._rows: dict[str, int] = {}
@@ -226,7 +246,7 @@ class Entry:
             entry = cls.open(root, key)
             if entry is not None:
                 return entry
-            group = zarr.open_group(root.zarr_url(key.name), mode="w",
+            group = root.open_group(key.name, mode="w",
                                     attributes={"lossnets_key": key.to_dict(), "storage_dtype": key.dtype})
             zdtype = STORAGE[key.dtype][0]
             group.create_array("data", shape=(MAX_ROWS, *item_shape), chunks=(chunk_items, *item_shape),
