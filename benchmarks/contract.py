@@ -22,11 +22,11 @@ from lossnets.errors import ConfigError
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, path: bool = False, variant: bool = False,
-           metavar: str | None = None, flag: str | None = None):
-    """A settings field: ``help`` for the command line; ``path``: a data path (resolved against a sweep config's
-    folder, checked for made data); ``variant``: may be given as a list, each value a run of its own (its rows
-    carry their own benchmark name); ``flag``: the command line's name when not ``--field-name``."""
-    meta = {"help": help, "path": path, "variant": variant, "metavar": metavar, "flag": flag}
+           metavar: str | None = None):
+    """A settings field (the command line's ``--field-name``): ``help`` and ``metavar`` for it; ``path``: a data
+    path (resolved against a sweep config's folder or the working directory, checked for made data); ``variant``:
+    may be given as a list, each value a run of its own (its rows carry their own benchmark name)."""
+    meta = {"help": help, "path": path, "variant": variant, "metavar": metavar}
     return field(default=default, metadata=meta)
 
 

@@ -34,9 +34,13 @@ def _grid_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the loss networks")
     if engine:
-        p.add_argument("--weights", default="imagenet",
-                       help="imagenet[:NAME] | random[:SCHEME] | PATH to a state_dict of the full model")
+        p.add_argument("--weights", nargs="+", action=_Names, default=["imagenet"],
+                       help="imagenet[:NAME] | random[:SCHEME] (SCHEME: torchvision, kaiming, xavier, orthogonal, "
+                            "liu) | PATH to a state_dict of the full model; several: each runs (one run, one table)")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seeds", nargs="+", type=int, default=None,
+                       help="run each random-weight loss network once per seed (rows carry it; the report gives "
+                            "mean and std over seeds); other weights run once, with the first")
         p.add_argument("--cache", default=None, help="feature cache URL (a folder or an fsspec URL)")
         p.add_argument("--resume", action="store_true",
                        help="continue the run of the same --out: finished cells are not run again")
@@ -113,18 +117,29 @@ def _settings_args(p: argparse.ArgumentParser, settings: type, skip=("training",
             kw.update(nargs="+", type=kind, action="extend")
         else:
             kw.update(type=kind)
-        p.add_argument(f.metadata["flag"] or "--" + f.name.replace("_", "-"), **kw)
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
 def _lin_training_args(p: argparse.ArgumentParser) -> None:
-    """lpips's lin training procedure's settings (its defaults)."""
-    p.add_argument("--lin-epochs", "--epochs", dest="lin_epochs", type=int, default=10,
-                   help="epochs of lin training, the last --lin-decay-epochs with a linearly decaying lr")
-    p.add_argument("--lin-decay-epochs", type=int, default=None, help="default: half of the epochs (lpips: 5 of 10)")
-    p.add_argument("--lin-batch", type=int, default=50)
-    p.add_argument("--lin-dropout", type=float, default=0.0,
+    """lpips's lin training procedure's settings (LinTraining's fields; its defaults are lpips's)."""
+    kw = dict(default=argparse.SUPPRESS)
+    p.add_argument("--lin-epochs", "--epochs", dest="lin_epochs", type=int, **kw,
+                   help="epochs of lin training, the last --lin-decay-epochs with a linearly decaying lr (default 10)")
+    p.add_argument("--lin-decay-epochs", type=int, **kw, help="default: half of the epochs (lpips: 5 of 10)")
+    p.add_argument("--lin-batch", type=int, **kw, help="triplets per step (default 50)")
+    p.add_argument("--lin-dropout", type=float, **kw,
                    help="drop whole channels of a pair's statistics with this probability (lpips drops single "
                         "feature differences, which statistics do not hold; default none)")
+
+
+def _lin_training(args):
+    """The LinTraining of the --lin-* options given, seeded with --seed."""
+    from lossnets.benchmarks.similarity.settings import LinTraining
+    given = {k: getattr(args, f"lin_{k}") for k in ("epochs", "decay_epochs", "batch", "dropout")
+             if hasattr(args, f"lin_{k}")}
+    if "epochs" in given and "decay_epochs" not in given:
+        given["decay_epochs"] = given["epochs"] // 2
+    return LinTraining(**given, seed=args.seed)
 
 
 COMMANDS = {"similarity": "benchmark 1: BAPPS 2AFC and JND mAP of every loss network",
@@ -171,7 +186,8 @@ def _grid_config(args, bench, settings: dict):
     from lossnets.benchmarks.sweep.config import EngineOptions, Job, SweepConfig, is_synthetic, resolve_archs
     from lossnets.benchmarks.sweep.config import weights_source
     here = Path.cwd()
-    engine = EngineOptions(weights=weights_source(args.weights, here), seed=args.seed, device=args.device,
+    engine = EngineOptions(weights=tuple(weights_source(w, here) for w in args.weights), seed=args.seed,
+                           seeds=args.seeds, device=args.device,
                            amp=args.amp, compile=args.compile,
                            cache=None if args.cache is None else resolve_path(args.cache, here))
     jobs = [Job(bench.name, s, synthetic=any(is_synthetic(getattr(s, k)) for k in s.path_fields()))
@@ -183,10 +199,7 @@ def _given_settings(args, bench) -> dict:
     """The settings given on the command line (lpips's lin training procedure from its --lin-* options)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(bench.settings) if hasattr(args, f.name)}
     if "training" in bench.settings.__dataclass_fields__:
-        from lossnets.benchmarks.similarity.lin_training import LinTraining
-        decay = args.lin_epochs // 2 if args.lin_decay_epochs is None else args.lin_decay_epochs
-        given["training"] = LinTraining(epochs=args.lin_epochs, decay_epochs=decay, batch=args.lin_batch,
-                                        dropout=args.lin_dropout, seed=args.seed)
+        given["training"] = _lin_training(args)
     return given
 
 
