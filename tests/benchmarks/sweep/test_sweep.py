@@ -64,6 +64,9 @@ def test_config_resolves_paths_and_checks_keys(tmp_path):
     assert len(plan(c)) == 56 + 2 and [x for x in plan(c) if x.benchmark.startswith("superres")] == [
         Cell("superres_x4", "alexnet", "E"), Cell("superres_x8", "alexnet", "E")]
     assert c.fingerprint() == fp
+    for weights in ("random:liu", "imagenet:IMAGENET1K_V2", "random", "imagenet"):  # sources, not files
+        cfg.write_text(f'[sweep]\narchs = ["alexnet"]\nweights = "{weights}"\n[similarity]\ndata = "x"\n')
+        assert SweepConfig.from_toml(cfg).engine.weights == weights
     cfg.write_text('[sweep]\narchs = ["alexnet"]\nlayer = ["E"]\n[similarity]\ndata = "x"\n')
     with pytest.raises(ValueError, match="unknown key"):
         SweepConfig.from_toml(cfg)
@@ -277,3 +280,11 @@ def test_missing_weights_fail_every_cell_with_the_message(tmp_path, monkeypatch)
     assert r.finished == 0 and len(r.failed) == 2 and "nope.pt does not exist" in r.failed[0].error
     assert built == [("E", "L")]  # not retried tap by tap: no tap causes a missing file
     assert len(pd.read_csv(tmp_path / "run" / "results.csv")) == 0
+
+
+def test_a_cache_that_cannot_be_opened_is_one_warning_and_the_run_goes_on(tmp_path):
+    from lossnets.cache import CacheWarning
+    cfg = write_config(tmp_path / "c.toml", archs=["squeezenet1_1"], layers=["E", "L"], extra='cache = "nosuch://x"')
+    with pytest.warns(CacheWarning, match=r"cannot open the feature cache nosuch://x \(.*\); running without it"):
+        r = sweep(cfg, tmp_path / "run", progress=False)
+    assert (r.finished, r.failed) == (2, []) and set(r.table["cache"].fillna("")) == {""}
