@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -49,8 +48,8 @@ def file_sha256(path: str | Path) -> str:
 def source_digest(arch: Architecture, weights: str, seed: int) -> str:
     """sha256 of the identity of the weights ``weights`` ("imagenet", "random[:SCHEME]" or a state_dict file)
     of ``arch`` (see the module docstring)."""
-    if weights == "imagenet":
-        return _sha256_json({"torchvision": os.path.basename(arch.weights().url)})
+    if recipe := arch.recipe(weights):  # "imagenet" or "imagenet:NAME"
+        return _sha256_json({"torchvision": recipe.file})
     kind, _, scheme = weights.partition(":")
     if kind == "random":
         return _sha256_json({"random": arch.name, "scheme": scheme or "torchvision", "seed": int(seed),

@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 from .digests import source_digest, tap_digests
+from .init_schemes import random_scheme
 from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
-from .truncate import truncate
-from .weights import file_state_dict, imagenet_state_dict, load_prefix_state, random_state_dict
+from .forms import cut
+from .input_size import min_input_size
+from .weights import file_state_dict, load_prefix_state, random_state_dict
 
 AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -36,9 +38,12 @@ class LossNetwork(nn.Module):
     """A loss network: ``net(images)`` with images (N,3,H,W) in [0,1] returns ``{layer: features}``.
 
     ``layers`` are tap letters (E, S, M, L) or module paths of the torchvision model; the keys of the
-    output are the letters of registered taps and the paths otherwise. ``weights``: "imagenet",
+    output are the letters of registered taps and the paths otherwise; every tap is (N, C, H, W) (``forms``).
+    ``weights``: "imagenet" (the study's recipe for its 14, torchvision's DEFAULT for the others),
+    "imagenet:NAME" (any recipe of the architecture's weights enum, ``recipes``),
     "random" (torchvision's own init of the full model, seeded by ``seed``; see
-    ``weights.random_state_dict``) or a path to a state_dict of the full torchvision model.
+    ``weights.random_state_dict``), "random:SCHEME" (another init, ``init_schemes``) or a path to a
+    state_dict of the full torchvision model.
     ``normalize``: "imagenet" applies the normalisation the ImageNet weights expect (for googlenet and
     inception_v3 that is their ``transform_input``, applied here once and never in the model),
     "none" feeds the input as it is. ``lazy=True`` defers cutting and loading to first use (for
@@ -57,6 +62,10 @@ class LossNetwork(nn.Module):
         if amp not in AMP_DTYPES:
             raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
         self.weights_spec = str(weights)
+        random_scheme(self.weights_spec)  # an unknown random:SCHEME fails here, not at first use
+        self.recipe = self.arch.recipe(self.weights_spec)  # None for random weights or a file
+        # models with a fixed input size (ViT, MaxViT) are built for the recipe's and get inputs resized to it
+        self.fixed_size = self.recipe.fixed_size if self.recipe else self.arch.fixed_size
         self.seed = seed
         self.normalize = normalize
         self.amp = amp
@@ -67,7 +76,7 @@ class LossNetwork(nn.Module):
         self.layers = tuple(t.layer for t in self.taps)
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"layers repeat a tap: {layers}")
-        mean, std = self.arch.mean_std if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
+        mean, std = self.arch.mean_std(self.recipe) if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
         self.norm = (Normalize(mean, std) if normalize == "imagenet" else nn.Identity()).to(self.device)
         self._subs: dict[tuple[str, ...], LossNetwork] = {}  # see sub(); a dict, so not submodules
         if not lazy:
@@ -83,15 +92,14 @@ class LossNetwork(nn.Module):
             self._build_prefix()
 
     def _build_prefix(self) -> None:
-        with torch.device("meta"):  # shapes only: the weights are loaded into the kept prefix below
-            full = self.arch.build()
-        body = truncate(full, {t.module: t.layer for t in self.taps})
+        full = self.arch.build(self.fixed_size, meta=True)  # shapes only: weights are loaded into the prefix below
+        body = cut(full, self.taps)
         body.to_empty(device="cpu")
-        if self.weights_spec == "random":
-            state = random_state_dict(self.arch, self.seed, self.taps, body.state_dict())
-            source = f"random weights (seed {self.seed})"
-        elif self.weights_spec == "imagenet":
-            state, source = imagenet_state_dict(self.arch), f"torchvision's {self.arch.weights_enum}"
+        if scheme := random_scheme(self.weights_spec):
+            state = random_state_dict(self.arch, self.seed, self.taps, body.state_dict(), scheme)
+            source = f"random weights ({scheme}, seed {self.seed})"
+        elif self.recipe:
+            state, source = self.recipe.state_dict(), f"torchvision's {self.recipe.enum}.{self.recipe.name}"
         else:
             state, source = file_state_dict(self.weights_spec), f"weights file {self.weights_spec}"
         load_prefix_state(body, state, source)
@@ -124,7 +132,7 @@ class LossNetwork(nn.Module):
         built on first use)."""
         if normalize == self.normalize:
             return self
-        return LossNetwork(self.arch.name, [t.module for t in self.taps], self.weights_spec,
+        return LossNetwork(self.arch.name, self.layers, self.weights_spec,
                            seed=self.seed, normalize=normalize, device=self.device, compile=self.compiled,
                            channels_last=self.channels_last, amp=self.amp, lazy=True)
 
@@ -152,9 +160,12 @@ class LossNetwork(nn.Module):
     def config(self) -> str:
         """What fixes this network's features, short: architecture, taps, weights source and digest prefix (and
         the normalisation and autocast where not the defaults). Results carry it so two numbers can be told apart."""
-        source = {"imagenet": "imagenet", "random": f"random-seed{self.seed}"}.get(
-            self.weights_spec, os.path.basename(self.weights_spec))
+        scheme = random_scheme(self.weights_spec)
+        source = (self.recipe.spec if self.recipe else f"random:{scheme}-seed{self.seed}" if scheme
+                  else os.path.basename(self.weights_spec))
         parts = [f"{self.arch.name}:{','.join(self.layers)}", f"weights={source}@{self.weights_digest[:8]}"]
+        if self.fixed_size:
+            parts.append(f"resize={self.fixed_size}({self._interpolation})")
         if self.normalize != "imagenet":
             parts.append(f"normalize={self.normalize}")
         if self.amp is not None:
@@ -166,9 +177,20 @@ class LossNetwork(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
 
+    @property
+    def _interpolation(self) -> str:
+        return (self.recipe or self.arch.recipe()).interpolation
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """Images at the fixed input size of a model that has one (antialiased, the recipe's interpolation)."""
+        if not self.fixed_size or x.shape[-2:] == (self.fixed_size, self.fixed_size):
+            return x
+        return nn.functional.interpolate(x, size=(self.fixed_size,) * 2, mode=self._interpolation,
+                                         antialias=True, align_corners=False)
+
     def _forward_eager(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         with self.autocast():
-            return self.body(self.norm(x))
+            return self.body(self.norm(self.resize(x)))
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of every requested tap; uint8 images are scaled to [0,1] first."""
@@ -178,7 +200,23 @@ class LossNetwork(nn.Module):
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self._forward(x)
+        if not self.built:
+            self._build()  # here, not inside the compiled region (Dynamo would trace the build: posix.stat, ...)
+        try:
+            return self._forward(x)
+        except RuntimeError as e:
+            self._refuse_small(x.shape[-2:], e)
+            raise
+
+    def _refuse_small(self, size, error: RuntimeError) -> None:
+        """After a failed pass: a ValueError with the smallest side that works if a tap needs larger inputs."""
+        if self.fixed_size:
+            return  # resized to its size
+        need = {layer: min_input_size(self.arch.name, layer) for layer in self.layers}
+        if min(size) < max(need.values()):
+            raise ValueError(f"images of {size[0]}x{size[1]} are too small for {self.arch.name}'s tap(s) "
+                             + ", ".join(f"{k} (needs {s}x{s})" for k, s in need.items() if min(size) < s)
+                             + f": give images of at least {max(need.values())}x{max(need.values())}") from error
 
     @torch.inference_mode()
     def extract(self, images: torch.Tensor, batch_size: int = 64, out_device="cpu") -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
+from .forms import cut
 from .loss_network import LossNetwork
 from .registry import architectures, get_architecture, meta_model, resolve_archs
 from .truncate import truncate
@@ -42,26 +43,31 @@ def count_macs(module: nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops() // 2
 
 
+def model_at(arch, size: int):
+    """The meta model that takes ``size`` x ``size`` inputs: a fixed-size model (ViT) built for that size."""
+    return meta_model(arch, size if arch.fixed_size else None)
+
+
 def macs_to_taps(arch_name: str, layers, size: int = 224) -> int:
     """MACs at ``size`` of one pass of the network cut at all of ``layers`` (letters or module paths; a tap
     set's cost), on the meta device."""
     arch = get_architecture(arch_name)
     taps = [arch.resolve(layer) for layer in layers]
-    prefix = truncate(meta_model(arch), {t.module: t.layer for t in taps})
+    prefix = truncate(model_at(arch, size), {t.module: t.layer for t in taps})
     return count_macs(prefix, torch.empty(1, 3, size, size, device="meta"))
 
 
 def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
     """Everything that needs no weights: params to the tap, depth, MACs at ``size``, tap shape."""
     arch = get_architecture(arch_name)
-    full = meta_model(arch)
+    full = model_at(arch, size)
     tap = arch.resolve(layer)
-    prefix = truncate(full, {tap.module: tap.layer})
+    prefix = cut(full, [tap])
     x = torch.empty(1, 3, size, size, device="meta")
     macs = count_macs(prefix, x)
     out = prefix(x)[tap.layer]
     return {
-        "arch": arch.name, "layer": tap.layer, "module": tap.module,
+        "arch": arch.name, "layer": tap.layer, "module": tap.module, "form": tap.form,
         "params": sum(p.numel() for p in prefix.parameters()),
         "params_total": sum(p.numel() for p in full.parameters()),
         "depth": depth(prefix), "macs": macs, "flops": 2 * macs,
@@ -96,7 +102,7 @@ class _PeakTensorMemory(TorchDispatchMode):
 
 
 def measure(net: LossNetwork, size: int, batch: int, min_time: float = 0.5, min_iters: int = 3) -> dict:
-    """Images/s and peak memory of the forward pass on the network's device."""
+    """Images per second and peak memory (MiB) of the forward pass on the network's device."""
     x = torch.rand(batch, 3, size, size, device=net.device)
     sync = torch.cuda.synchronize if net.device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
@@ -117,14 +123,17 @@ def measure(net: LossNetwork, size: int, batch: int, min_time: float = 0.5, min_
             n += 1
         sync()
         elapsed = time.perf_counter() - start
-    return {"throughput": n * batch / elapsed, "peak_memory": peak}
+    return {"images_per_s": n * batch / elapsed, "peak_memory_mib": peak / 2**20}
 
 
 def tap_table(archs=None) -> pd.DataFrame:
-    """The grid: architecture, tap letter, the paper's name, module path, channels at the tap (from the registry;
-    the tap tests check them against the traced models)."""
-    return pd.DataFrame([{"arch": t.arch, "layer": t.layer, "paper_name": t.paper_name, "module": t.module,
-                          "channels": t.channels} for name in resolve_archs(archs) for t in get_architecture(name).taps])
+    """The taps of ``archs`` (the study's 14 by default, "zoo" for all): architecture, family, tap, the paper's
+    name (or the tap rule's), module path, channels, form, stride and relative depth, from the registry's data
+    files (the tap tests check them against the traced models): nothing is built."""
+    return pd.DataFrame([{"arch": t.arch, "family": a.family, "layer": t.layer, "paper_name": t.paper_name,
+                          "module": t.module, "channels": t.channels, "form": t.form, "stride": t.stride,
+                          "rel_depth": t.rel_depth}
+                         for a in map(get_architecture, resolve_archs(archs)) for t in a.taps])
 
 
 def profile(archs=None, layers=("E", "S", "M", "L"), size: int = 224, batch: int = 32, device=None,

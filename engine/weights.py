@@ -2,60 +2,50 @@
 from __future__ import annotations
 
 import os
-import urllib.error
 from pathlib import Path
 
 import torch
 import torchvision
 
 from .atomic import atomic_write
+from .init_schemes import DEFAULT_SCHEME, initialise
 from .memo import lossnets_home
+from .recipes import WeightsNotFoundError  # noqa: F401 (raised by the recipes, caught by name from here)
 from .registry import Architecture, Tap, meta_model
 from .torch_files import load_torch_file
 from .truncate import truncate
 
 
-class WeightsNotFoundError(FileNotFoundError):
-    """ImageNet weights are neither on disk nor downloadable."""
+def imagenet_checkpoint_path(arch: Architecture, weights: str = "imagenet") -> Path:
+    """Where torchvision's download cache keeps (or would keep) the file of the recipe ``weights`` names."""
+    return arch.recipe(weights).checkpoint_path
 
 
-def imagenet_checkpoint_path(arch: Architecture) -> Path:
-    """Where torchvision's download cache keeps (or would keep) the ImageNet weights file."""
-    url = arch.weights().url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+def imagenet_state_dict(arch: Architecture, weights: str = "imagenet") -> dict[str, torch.Tensor]:
+    """The state_dict of the recipe ``weights`` names ("imagenet", "imagenet:NAME"), from torchvision's cache or
+    downloaded by torchvision; WeightsNotFoundError naming the file and URL otherwise (recipes.Recipe)."""
+    return arch.recipe(weights).state_dict()
 
 
-def imagenet_state_dict(arch: Architecture) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet state_dict, from its cache or downloaded by torchvision."""
-    w = arch.weights()
-    try:
-        return w.get_state_dict(progress=False, check_hash=True)
-    except (urllib.error.URLError, OSError, RuntimeError) as e:
-        if isinstance(e, RuntimeError) and "download" not in str(e).lower() and "hash" not in str(e).lower():
-            raise
-        path = imagenet_checkpoint_path(arch)
-        raise WeightsNotFoundError(
-            f"ImageNet weights for {arch.name} are not on disk and could not be downloaded ({e}). "
-            f"torchvision wants the file {path}: download {w.url} and put it there "
-            f"(the folder follows $TORCH_HOME, now {torch.hub.get_dir()})."
-        ) from e
-
-
-def random_weights_path(arch: Architecture, seed: int) -> Path:
-    """The stored prefix of a seeded random init; the versions are in the name because they fix the RNG use."""
-    tag = f"{arch.name}-seed{seed}-torch{torch.__version__}-torchvision{torchvision.__version__}"
+def random_weights_path(arch: Architecture, seed: int, scheme: str = DEFAULT_SCHEME) -> Path:
+    """The stored prefix of a seeded random init under ``scheme`` (``init_schemes``); the versions are in the name
+    because they fix the RNG use."""
+    name = arch.name if scheme == DEFAULT_SCHEME else f"{arch.name}-{scheme}"
+    tag = f"{name}-seed{seed}-torch{torch.__version__}-torchvision{torchvision.__version__}"
     return lossnets_home() / "random_weights" / (tag.replace("+", "_") + ".pt")
 
 
-def random_state_dict(arch: Architecture, seed: int, taps: tuple[Tap, ...], needed) -> dict[str, torch.Tensor]:
-    """torchvision's init of the full model under ``torch.manual_seed(seed)``, as a state_dict.
+def random_state_dict(arch: Architecture, seed: int, taps: tuple[Tap, ...], needed,
+                      scheme: str = DEFAULT_SCHEME) -> dict[str, torch.Tensor]:
+    """The full model built under ``torch.manual_seed(seed)`` and initialised by ``scheme`` (torchvision's own
+    init by default; see ``init_schemes``), as a state_dict.
 
     Initialising a full model costs seconds (VGG's classifier alone has 120M parameters) and all but the
     prefix is thrown away, so the prefix up to the deepest registered or requested tap is stored once
     (atomically) and loaded from then on. ``needed``: the keys the caller will load (those of the cut
     at ``taps``).
     """
-    path = random_weights_path(arch, seed)
+    path = random_weights_path(arch, seed, scheme)
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         if set(needed) <= state.keys():
@@ -66,7 +56,8 @@ def random_state_dict(arch: Architecture, seed: int, taps: tuple[Tap, ...], need
         keep = truncate(meta_model(arch), {t.module: f"t{i}" for i, t in enumerate(arch.taps + taps)}).state_dict()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        full = arch.build().state_dict()
+        prefix = {k.rpartition(".")[0] for k in keep}  # the layers a scheme re-draws (never the head)
+        full = initialise(arch.build(), scheme, seed, arch.mean_std(), prefix).state_dict()
     state = {k: full[k] for k in keep}
     atomic_write(path, lambda f: torch.save(state, f))
     return state
@@ -99,4 +90,3 @@ def load_prefix_state(module: torch.nn.Module, state: dict[str, torch.Tensor], s
         if tuple(state[k].shape) != tuple(v.shape):
             raise ValueError(f"{source}: {k} has shape {tuple(state[k].shape)}, the network needs {tuple(v.shape)}")
     module.load_state_dict({k: state[k] for k in own}, strict=True)
-
