@@ -6,8 +6,10 @@ likewise with ``C_out``. Every scheme but ``torchvision`` applies the same rules
 
 - biases of convolutions and linear layers are 0;
 - batch-norm (and layer/group-norm) layers are the identity: weight 1, bias 0, running mean 0, variance 1;
-- the classifier head is a linear layer like any other (it never reaches a tap, but the whole model is drawn
-  so that one seed fixes every prefix);
+- only the layers up to the deepest tap are drawn (``weights.random_state_dict`` keeps no more): the
+  classifier head, which no loss network reaches, keeps the builder's init (and under ``liu`` is rescaled by
+  the calibration like any layer, to no effect on a tap). Each module is drawn from its own generator,
+  seeded by (seed, module path), so a layer's weights do not depend on how deep the stored prefix reaches;
 - any other parameter (ViT tokens and position embeddings, attention in-projections, ConvNeXt layer scales,
   Swin position-bias tables) keeps the builder's own init.
 
@@ -34,6 +36,7 @@ The schemes:
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import skimage.data
@@ -61,28 +64,39 @@ def random_scheme(spec: str) -> str | None:
     return scheme
 
 
-def _draw(weight: torch.Tensor, scheme: str) -> None:
+def module_generator(seed: int, name: str) -> torch.Generator:
+    """The generator of one module's draw, seeded by (seed, module path): a module's weights do not depend on
+    which other modules are drawn, or in what order."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def _draw(weight: torch.Tensor, scheme: str, g: torch.Generator) -> None:
     if scheme in ("kaiming", "liu"):
-        nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu")
+        nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=g)
     elif scheme == "xavier":
-        nn.init.xavier_normal_(weight)
+        nn.init.xavier_normal_(weight, generator=g)
     elif scheme == "orthogonal":
-        nn.init.orthogonal_(weight, gain=math.sqrt(2.0))
+        nn.init.orthogonal_(weight, gain=math.sqrt(2.0), generator=g)
 
 
 @torch.no_grad()
-def initialise(model: nn.Module, scheme: str, seed: int, mean_std) -> nn.Module:
+def initialise(model: nn.Module, scheme: str, seed: int, mean_std, modules=None) -> nn.Module:
     """Re-draw ``model`` (just built under ``torch.manual_seed(seed)``) by ``scheme``, in place.
 
     ``mean_std``: the per-channel normalisation the loss network applies to its input (the probe of ``liu``
-    is normalised the same way)."""
+    is normalised the same way). ``modules``: the paths of the modules to re-draw (None: all); the others,
+    e.g. a classifier head that no loss network reaches (an orthogonal draw of VGG's takes minutes), keep the
+    builder's init. Each module is drawn from its own generator (``module_generator``)."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown initialisation scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
     if scheme == "torchvision":
         return model
-    for m in model.modules():
+    for name, m in model.named_modules():
+        if modules is not None and name not in modules:
+            continue
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            _draw(m.weight, scheme)
+            _draw(m.weight, scheme, module_generator(seed, name))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, NORMS):
