@@ -16,6 +16,7 @@ from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
 PREFIX = "imagenet"
+EVERY = f"{PREFIX}:all"  # every recipe of each architecture, each its own loss network (sweeps and the CLI)
 FIELDS = ("arch", "recipe", "enum", "default", "acc1", "acc5", "gflops", "params", "fixed_size", "crop_size",
           "resize_size", "interpolation", "mean", "std", "url", "file")
 
@@ -113,9 +114,24 @@ def parse_spec(arch: str, weights: str, study_recipe: str | None = None) -> Reci
     ``imagenet:NAME``; None for any other spec (random weights, a file)."""
     if weights == PREFIX:
         return get_recipe(arch, study_recipe)
+    if weights == EVERY:
+        raise ValueError(f"{EVERY} names several loss networks, one per recipe of {arch} "
+                         f"({', '.join(every_recipe(arch, EVERY))}): a sweep or a command's --weights expands it")
     if weights.startswith(PREFIX + ":"):
         return get_recipe(arch, weights[len(PREFIX) + 1:])
     return None
+
+
+def every_recipe(arch: str, weights: str) -> list[str]:
+    """The weights specs a spec stands for on ``arch``: each recipe's ``imagenet:NAME`` for ``imagenet:all``,
+    else the spec itself."""
+    return [r.spec for r in recipes().get(arch, ())] if weights == EVERY else [weights]
+
+
+def expand_every(weights: str) -> list[str]:
+    """``imagenet:all`` as every recipe name of the zoo (``imagenet:NAME``; a grid runs each on the architectures
+    that have it), any other spec as itself."""
+    return list(dict.fromkeys(r.spec for rs in recipes().values() for r in rs)) if weights == EVERY else [weights]
 
 
 def torchvision_rows(fixed_size) -> list[dict[str, str]]:
