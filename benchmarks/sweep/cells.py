@@ -5,6 +5,7 @@
     RUN_DIR/sweep.json                                   the config (absolute paths) and its fingerprint
     RUN_DIR/cells/<benchmark>/<arch>/<layer>.csv         a finished cell: its rows (atomic write)
     RUN_DIR/cells/<benchmark>/<arch>/<layer>.error.json  a failed cell: its error and traceback
+    RUN_DIR/cells/<benchmark>/<arch>/<variant>/<layer>.*  the same in a run with several weights variants
     RUN_DIR/artifacts/<benchmark>/                       what benchmarks keep (learned weights, checkpoints)
 
 A cell is finished when its CSV exists. The results table is rebuilt from the cell files only when a run has been
@@ -69,10 +70,10 @@ class RunFolder:
         self.root = Path(root)
 
     def cell_path(self, cell: Cell) -> Path:
-        return self.root / CELLS / cell.benchmark / cell.arch / f"{cell.layer}.csv"
+        return self.root / CELLS / cell.benchmark / cell.arch / cell.variant / f"{cell.layer}.csv"
 
     def error_path(self, cell: Cell) -> Path:
-        return self.root / CELLS / cell.benchmark / cell.arch / f"{cell.layer}.error.json"
+        return self.root / CELLS / cell.benchmark / cell.arch / cell.variant / f"{cell.layer}.error.json"
 
     def finished(self, cell: Cell) -> bool:
         return self.cell_path(cell).is_file()
@@ -84,7 +85,7 @@ class RunFolder:
         self.error_path(cell).unlink(missing_ok=True)
 
     def write_error(self, cell: Cell, exc: BaseException, tb: str) -> None:
-        record = {"benchmark": cell.benchmark, "arch": cell.arch, "layer": cell.layer,
+        record = {"benchmark": cell.benchmark, "arch": cell.arch, "layer": cell.layer, "variant": cell.variant,
                   "error": f"{type(exc).__name__}: {exc}", "traceback": tb, "host": socket.gethostname(),
                   "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         with writing(self.error_path(cell)):
@@ -92,14 +93,17 @@ class RunFolder:
 
     def failures(self) -> list[dict]:
         """The error records of cells that failed and are not finished since."""
-        files = sorted((self.root / CELLS).glob("*/*/*.error.json"))
+        root = self.root / CELLS
+        files = sorted([*root.glob("*/*/*.error.json"), *root.glob("*/*/*/*.error.json")])
         return [json.loads(f.read_text()) for f in files
                 if not f.with_name(f.name.replace(".error.json", ".csv")).is_file()]
 
     def cells(self) -> list[tuple[Cell, Path]]:
         """Every finished cell and its file."""
-        return [(Cell(f.parent.parent.name, f.parent.name, f.stem), f)
-                for f in sorted((self.root / CELLS).glob("*/*/*.csv"))]
+        root = self.root / CELLS
+        flat = [(Cell(f.parents[1].name, f.parent.name, f.stem), f) for f in sorted(root.glob("*/*/*.csv"))]
+        return flat + [(Cell(f.parents[2].name, f.parents[1].name, f.stem, f.parent.name), f)
+                       for f in sorted(root.glob("*/*/*/*.csv"))]
 
     def read_cells(self) -> pd.DataFrame:
         """Every finished cell's rows, one table (empty with COLUMNS when there are none)."""

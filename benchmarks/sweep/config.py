@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,11 +35,22 @@ def weights_source(weights: str, base: Path) -> str:
     return resolve_path(weights, base)
 
 
+def variant_name(weights: str, seed: int) -> str:
+    """A folder name for one (weights, seed) of a run with several: ``random-liu.seed1``, ``imagenet.seed0``, a
+    state_dict file's stem and a hash of its path."""
+    if not weights.startswith(("imagenet", "random")):
+        weights = f"{Path(weights).stem}-{hashlib.sha256(weights.encode()).hexdigest()[:8]}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", weights) + f".seed{seed}"
+
+
 @dataclass(frozen=True)
 class EngineOptions:
-    """How every loss network of a run is built, and the feature cache they share."""
-    weights: str = "imagenet"  # imagenet[:NAME] | random[:SCHEME] | a state_dict file
+    """How every loss network of a run is built, and the feature cache they share. ``weights``: one source or
+    several; ``seeds``: random-weight sources run once per seed (None: once, with ``seed``), the others once, with
+    the first seed."""
+    weights: str | tuple[str, ...] = "imagenet"  # imagenet[:NAME] | random[:SCHEME] | a state_dict file
     seed: int = 0
+    seeds: tuple[int, ...] | None = None
     device: str | None = None
     amp: str | None = None  # bf16 | fp16 | None
     compile: bool = False
@@ -48,17 +60,37 @@ class EngineOptions:
     def __post_init__(self):
         if self.amp not in (None, "bf16", "fp16"):
             raise ConfigError(f"amp must be 'bf16', 'fp16' or absent, got {self.amp!r}")
+        if isinstance(self.weights, (list, tuple)):
+            object.__setattr__(self, "weights", tuple(self.weights) if len(self.weights) != 1 else self.weights[0])
+        if self.seeds is not None:
+            object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if not self.weights or (self.seeds is not None and not self.seeds):
+            raise ConfigError("weights and seeds, where given, name at least one source and one seed")
+
+    def variants(self, weights=None, seeds=None) -> list[tuple[str, int]]:
+        """(weights, seed) of every loss network variant, in order: of the run, or of a job's own ``weights`` and
+        ``seeds`` (where not None)."""
+        from lossnets.engine.init_schemes import random_scheme
+        from lossnets.engine.recipes import expand_every
+        weights = self.weights if weights is None else weights
+        # imagenet:all: every recipe name of the zoo (plan() keeps each on the architectures that have it)
+        sources = [e for w in ((weights,) if isinstance(weights, str) else weights) for e in expand_every(w)]
+        seeds = seeds or self.seeds or (self.seed,)
+        return [(w, s) for w in sources for s in (seeds if random_scheme(w) else seeds[:1])]
 
 
 @dataclass(frozen=True)
 class Job:
     """One benchmark run of the grid: the benchmark (a registered name or ``"module:NAME"``), its settings, and
-    the grid it narrows to (None: the run's). ``synthetic``: its data paths hold sets that lossnets made."""
+    the grid it narrows to (None: the run's): architectures, taps, weights sources and seeds. ``synthetic``: its
+    data paths hold sets that lossnets made."""
     benchmark: str
     settings: Settings
     archs: tuple[str, ...] | None = None
     layers: tuple[str, ...] | None = None
     synthetic: bool = False
+    weights: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -78,10 +110,21 @@ class SweepConfig:
     source: str | None = None  # the TOML file it was read from
 
     def __post_init__(self):
-        names = [j.name for j in self.jobs]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ConfigError(f"two benchmark sections write rows named {twice}: give them other settings")
+        seen: dict[str, set] = {}  # two jobs may write rows of one name for other weights variants only
+        for j in self.jobs:
+            mine = set(self.engine.variants(j.weights, j.seeds))
+            if mine & seen.get(j.name, set()):
+                raise ConfigError(f"two benchmark sections write rows named {j.name} for the same weights and "
+                                  "seed: give them other settings, weights or seeds")
+            seen[j.name] = seen.get(j.name, set()) | mine
+
+    def section_names(self) -> list[str]:
+        """Each job's section name: its rows' name, numbered from the second job of a name on."""
+        names, out = [j.name for j in self.jobs], []
+        for i, n in enumerate(names):
+            k = names[:i].count(n)
+            out.append(f"{n}-{k + 1}" if k else n)
+        return out
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> "SweepConfig":
@@ -103,8 +146,10 @@ class SweepConfig:
         known = set(GRID_KEYS) | {f for f in EngineOptions.__dataclass_fields__}
         if set(s) - known:
             raise ConfigError(f"unknown key(s) in [sweep]: {sorted(set(s) - known)}; known: {sorted(known)}")
-        engine = EngineOptions(weights=weights_source(str(s.get("weights", "imagenet")), base),
-                               seed=int(s.get("seed", 0)), device=s.get("device"), amp=s.get("amp") or None,
+        weights = s.get("weights", "imagenet")
+        weights = [weights_source(str(w), base) for w in ([weights] if isinstance(weights, str) else weights)]
+        engine = EngineOptions(weights=tuple(weights), seed=int(s.get("seed", 0)), seeds=s.get("seeds"),
+                               device=s.get("device"), amp=s.get("amp") or None,
                                compile=bool(s.get("compile", False)),
                                cache=None if s.get("cache") is None else resolve_path(str(s["cache"]), base),
                                cache_dtype=s.get("cache_dtype"))
@@ -123,13 +168,14 @@ class SweepConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as TOML's tables (absolute paths; one section per job), which :meth:`from_dict` reads back."""
+        engine = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.engine).items() if v is not None}
         raw: dict[str, Any] = {"sweep": {"archs": list(self.archs), "layers": list(self.layers),
-                                         "isolate_failures": self.isolate_failures,
-                                         **{k: v for k, v in asdict(self.engine).items() if v is not None}}}
-        for job in self.jobs:
+                                         "isolate_failures": self.isolate_failures, **engine}}
+        for job, name in zip(self.jobs, self.section_names()):
             section = {"benchmark": job.benchmark, **_plain(job.settings.to_dict())}
-            section.update({k: list(v) for k, v in (("archs", job.archs), ("layers", job.layers)) if v is not None})
-            raw[job.name] = section
+            section.update({k: list(v) for k, v in (("archs", job.archs), ("layers", job.layers),
+                                                    ("weights", job.weights), ("seeds", job.seeds)) if v is not None})
+            raw[name] = section
         return {**raw, **self.executors}
 
     def fingerprint(self) -> str:
@@ -137,8 +183,11 @@ class SweepConfig:
         settings. The grid, device, compile, cache and executor are not part of it, so a run can grow its grid
         or move to other hardware and still resume."""
         key = {"weights": self.engine.weights, "seed": self.engine.seed, "amp": self.engine.amp,
-               "jobs": {j.name: {"benchmark": j.benchmark, "settings": _plain(j.settings.to_dict())}
-                        for j in self.jobs}}
+               **({"seeds": self.engine.seeds} if self.engine.seeds is not None else {}),
+               "jobs": {name: {"benchmark": j.benchmark, "settings": _plain(j.settings.to_dict()),
+                               **({"weights": j.weights} if j.weights is not None else {}),
+                               **({"seeds": j.seeds} if j.seeds is not None else {})}
+                        for j, name in zip(self.jobs, self.section_names())}}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -147,6 +196,10 @@ def jobs_of(name: str, section: dict, base: Path) -> list[Job]:
     values = dict(section)
     ref = values.pop("benchmark", name)
     archs, layers = values.pop("archs", None), values.pop("layers", None)
+    weights, seeds = values.pop("weights", None), values.pop("seeds", None)
+    if weights is not None:
+        weights = tuple(weights_source(str(w), base) for w in ([weights] if isinstance(weights, str) else weights))
+    seeds = None if seeds is None else tuple(int(x) for x in ([seeds] if isinstance(seeds, int) else seeds))
     bench = get_benchmark(ref)
     if bench.columns is not None:
         raise ConfigError(f"[{name}]: {bench.name} writes rows other than results ({', '.join(bench.columns)}); a "
@@ -155,7 +208,7 @@ def jobs_of(name: str, section: dict, base: Path) -> list[Job]:
     for settings in bench.runs(values, f"[{name}]", base):
         paths = [getattr(settings, k) for k in settings.path_fields()]
         out.append(Job(ref, settings, None if archs is None else resolve_archs(archs),
-                       None if layers is None else _names(layers), any(map(is_synthetic, paths))))
+                       None if layers is None else _names(layers), any(map(is_synthetic, paths)), weights, seeds))
     return out
 
 

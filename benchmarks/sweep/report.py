@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .results import ROW_NAMES, baseline, paper_dataset, paper_results, paper_values
+from .weights_study import is_random, random_minus_imagenet, rank_agreement, scheme_ranks, seed_cells, weights_source
 
 LOWER_IS_BETTER = {"lpips", "mse", "loss", "error", "distance", "rmse"}
 KEY = ["benchmark", "arch", "layer", "dataset", "metric"]
@@ -159,23 +160,53 @@ def best_taps(df: pd.DataFrame) -> pd.DataFrame:
 
 def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The paper's per-benchmark tables (V-XI): per ranked score, architectures (rows) by taps (columns), each
-    cell ``ours (paper)`` (the mean over repeated rows; the paper's figure where it reports one)."""
+    cell ``ours (paper)`` (the mean over repeated rows; over several seeds ``mean ± std (n=seeds)`` of the seeds'
+    means; the paper's figure where it reports one)."""
     scores = score_rows(df)
     paper = paper_results().set_index(["benchmark", "dataset", "metric", "arch", "layer"])["value"]
     tables, layers = {}, _layer_sorted(scores["layer"])
     order = {b: i for i, b in enumerate(ROW_NAMES)}
     scores = scores.sort_values("benchmark", key=lambda b: b.map(lambda x: order.get(x, len(order))), kind="stable")
     for (pb, pd_, metric), s in scores.groupby(["benchmark", "paper_dataset", "metric"], sort=False):
-        mean = s.groupby(["arch", "layer"])["value"].mean()
+        seeds = s["seed"] if "seed" in s.columns else pd.Series(0, index=s.index)
+        per_seed = s.assign(seed=seeds).groupby(["arch", "layer", "seed"])["value"].mean()
+        stats = per_seed.groupby(["arch", "layer"]).agg(["mean", "std", "count"])
         cells = {}
-        for (arch, layer), v in mean.items():
+        for (arch, layer), (v, sd, n) in stats.iterrows():
             ref = paper.get((pb, pd_, metric, arch, layer))
-            cells[arch, layer] = _fmt(float(v)) + (f" ({_fmt(float(ref))})" if ref is not None else "")
+            spread = f" ± {_fmt(float(sd))} (n={int(n)})" if n > 1 else ""
+            cells[arch, layer] = _fmt(float(v)) + spread + (f" ({_fmt(float(ref))})" if ref is not None else "")
         table = pd.Series(cells).unstack()
         table = table.reindex(index=[a for a in _arch_order() if a in table.index],
                               columns=layers).fillna("-")
         tables[f"{ROW_NAMES.get(pb, ('', pb))[1]}: {pb} {pd_} {metric}"] = table.rename_axis("arch").reset_index()
     return tables
+
+
+def primary_weights(df: pd.DataFrame) -> str:
+    """The weights source the ranking and the per-benchmark tables show: ImageNet where the run has it, else the
+    first source of the table (a run with several compares them in "Architecture against weights")."""
+    sources = list(dict.fromkeys(weights_source(df["weights"])))
+    return "imagenet" if "imagenet" in sources else sources[0]
+
+
+def weights_study(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The section "Architecture against weights" (``weights_study``) of a run with several weights sources or
+    seeds: its tables by name, none for a run with one source and one seed."""
+    from lossnets.engine.tap_sets import is_tap_set
+    rows = score_rows(df)
+    rows = rows[~rows["layer"].astype(str).map(is_tap_set)]
+    seeds = rows["seed"] if "seed" in rows.columns else pd.Series(0, index=rows.index)
+    if rows.empty or (weights_source(rows["weights"]).nunique() < 2 and seeds.nunique() < 2):
+        return {}
+    sign = rows["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
+    rows = rows.assign(score=rows["benchmark"] + " " + rows["paper_dataset"] + " " + rows["metric"],
+                       signed=rows["value"] * sign, seed=seeds)
+    cells = seed_cells(rows)
+    tables = {"seeds": cells[is_random(cells["source"])].drop(columns="signed"),
+              "random_minus_imagenet": random_minus_imagenet(cells), "rank_agreement": rank_agreement(rows),
+              "scheme_ranks": scheme_ranks(cells)}
+    return {k: v for k, v in tables.items() if not v.empty}
 
 
 def baseline_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -351,26 +382,30 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
     if df.empty:
         raise ValueError(f"{run_dir} holds no finished cells: nothing to report")
     learned = learned_metric(df)
-    df = baseline_rows(df)
+    every = baseline_rows(df)  # of every weights source; the tables below show one (see primary_weights)
+    study, primary = weights_study(every), primary_weights(every)
+    df = every[weights_source(every["weights"]) == primary]
     ours, theirs = ranking(df), paper_ranking(df)
     side = ours.merge(theirs, on="arch", how="left", suffixes=("", " (paper)"))
     cols = ["arch"] + [c for g in ours.columns[1:] for c in (g, f"{g} (paper)") if c in side.columns]
     side = side[cols]
     taps = best_taps(df)
-    comp = compare(df)
+    comp = compare(every)
     write_csv_atomic(side, out / "ranking.csv")
     write_csv_atomic(taps, out / "best_tap.csv")
     write_csv_atomic(comp, out / "comparison.csv")
     files = plot_scores(df, out, macs=_macs_cached(df, out)) if plots else []
 
-    warn = caveats(df)
+    warn = caveats(every)
     md = ["# lossnets report", ""]
     for w in warn:
         md += [f"> **WARNING: {w}**", ">"]
     if warn:
         md += [""]
-    md += [f"Run: `{run_dir}`; {len(df)} rows; benchmarks {', '.join(sorted(set(df['benchmark'])))}; "
-           f"{df['arch'].nunique()} architectures; taps {', '.join(_layer_sorted(df['layer']))}.", ""]
+    md += [f"Run: `{run_dir}`; {len(every)} rows; benchmarks {', '.join(sorted(set(every['benchmark'])))}; "
+           f"{every['arch'].nunique()} architectures; taps {', '.join(_layer_sorted(every['layer']))}; weights "
+           f"{', '.join(dict.fromkeys(weights_source(every['weights'])))}. The ranking and the per-benchmark tables "
+           f"show weights `{primary}` (repeated rows, e.g. seeds, as mean ± std (n)).", ""]
     md += ["## Architecture ranking (paper Table III)", "",
            "Per score each architecture counts with its best tap; architectures are ranked 1 (best) to N, ties "
            "share the mean rank; a benchmark's rank is the mean over its scores (superres x4 and x8 pooled), "
@@ -384,6 +419,10 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
            "paper's percentages of Table X are divided by 100).", ""]
     for title, table in tables.items():
         md += [f"### {title}", "", markdown_table(table)]
+    for name, table in study.items():
+        write_csv_atomic(table, out / f"weights_{name}.csv")
+    if study:
+        md += study_markdown(study)
     if not learned.empty:
         write_csv_atomic(learned, out / "learned_metric.csv")
         md += ["## Learned metric (LPIPS lin) beside the baseline", "",
@@ -402,11 +441,34 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
            "data. Also in comparison.csv.", "", markdown_table(show)]
     text = "\n".join(md)
     (out / "report.md").write_text(text)
-    (out / "report.html").write_text(_html(warn, run_dir, side, taps, tables, files, show, learned))
+    (out / "report.html").write_text(_html(warn, run_dir, side, taps, tables, files, show, learned, study))
     return out
 
 
-def _html(warn, run_dir, side, taps, tables, files, show, learned) -> str:
+def study_markdown(study: dict[str, pd.DataFrame]) -> list[str]:
+    """The section "Architecture against weights" (see ``weights_study``) as markdown lines."""
+    md = ["## Architecture against weights", "",
+          "Liu et al. (CVPR 2021) argue that a perceptual loss owes its success to the architecture, not to the "
+          "trained weights; Zhang et al. (2018) found random weights poor for similarity. Random-weight cells are "
+          "the mean over seeds, with their sample std and `n` (seeds; every cell in weights_seeds.csv). Per score "
+          "(benchmark, dataset, metric):", ""]
+    parts = [("random_minus_imagenet", "(a) Per loss network and scheme: `difference` = random mean - ImageNet, "
+              "in the metric's direction (for error-like metrics a negative difference favours random weights)."),
+             ("rank_agreement", "(b) Spearman's rho of the architectures (each by its best tap) under a scheme "
+              "against ImageNet weights, one per seed: `rho` their mean, [`rho_min`, `rho_max`] the interval over "
+              "`seeds`. Near 1: the architecture decides the ranking whatever the weights (Liu et al.'s claim); "
+              "near 0: the weights do."),
+             ("scheme_ranks", "(c) Each scheme's rank among the schemes (1 best) by its mean over the loss networks "
+              "every source ran; ImageNet's mean beside them, unranked.")]
+    for name, text in parts:
+        if name in study:
+            md += [text, "", markdown_table(study[name])]
+        else:
+            md += [text + " Not in this run: it needs random-weight and ImageNet rows of the same cells.", ""]
+    return md
+
+
+def _html(warn, run_dir, side, taps, tables, files, show, learned, study) -> str:
     parts = ["<!doctype html><meta charset='utf-8'><title>lossnets report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:2px 6px}.warn{background:#fdd;border:2px solid #c00;"
@@ -418,6 +480,9 @@ def _html(warn, run_dir, side, taps, tables, files, show, learned) -> str:
               "<h2>Per benchmark (paper Tables V-XI)</h2>"]
     for title, table in tables.items():
         parts += [f"<h3>{html.escape(title)}</h3>", table.to_html(index=False)]
+    if study:
+        parts += ["<h2>Architecture against weights</h2>"]
+        parts += [f"<h3>{html.escape(k)}</h3>" + v.to_html(index=False, na_rep="") for k, v in study.items()]
     if not learned.empty:
         parts += ["<h2>Learned metric (LPIPS lin) beside the baseline</h2>", learned.to_html(index=False, na_rep="")]
     parts += [f"<p><img src='{html.escape(f.name)}' alt='{html.escape(f.stem)}'></p>" for f in files]

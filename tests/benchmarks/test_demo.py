@@ -17,9 +17,13 @@ def test_demo_runs_every_benchmark_and_reports(tmp_path, capsys):
     assert sim[sim.layer.isin(list("ESML"))][["arch", "layer"]].drop_duplicates().shape[0] == 56
     assert set(sim.layer) == set("ESML") | {"E+S+M+L", "lpips"} and set(sim[sim.layer == "lpips"].arch) == {
         "alexnet", "vgg16", "squeezenet1_1"}
-    assert sim.lin.str.startswith("trained@").sum() == (sim.lin == "none").sum()  # learned beside the baseline
+    main_job = sim[(sim.weights == "random") & (sim.seed == 0)]
+    assert main_job.lin.str.startswith("trained@").sum() == (main_job.lin == "none").sum()  # learned beside baseline
+    study = sim[(sim.seed != 0) | (sim.weights != "random")]  # [similarity-seeds]: two schemes, two more seeds
+    assert set(zip(study.weights, study.seed)) == {(w, s) for w in ("random", "random:liu") for s in (1, 2)}
     md = (run / "report" / "report.md").read_text()
     assert "## Learned metric (LPIPS lin) beside the baseline" in md
+    assert "## Architecture against weights" in md and (run / "report" / "weights_scheme_ranks.csv").is_file()
     for table in ("Table V:", "Tables VI-IX:", "Table X:", "Table XI:"):
         assert table in md
     assert len(pd.read_csv(tmp_path / "demo" / "profile.csv")) == 56
