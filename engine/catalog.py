@@ -16,6 +16,7 @@ LAYERS = ("E", "S", "M", "L")
 # the lpips package's names of its networks, accepted everywhere an architecture is named
 ALIASES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
 LIST_COLUMNS = ("arch", "family", "layer", "paper_name", "module", "channels", "form", "stride", "rel_depth")
+RECIPE_COLUMNS = ("arch", "weights", "default", "acc1", "acc5", "gflops", "params", "fixed_size", "crop_size")
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,16 @@ def list_rows(names=None) -> list[dict]:
     return [{"arch": t.arch, "family": arch_fields(a)["family"], "layer": t.layer, "paper_name": t.paper_name,
              "module": t.module, "channels": t.channels, "form": t.form, "stride": t.stride,
              "rel_depth": f"{t.rel_depth:.4f}"} for a in arch_names(names) for t in taps(a)]
+
+
+def recipe_rows(names=None) -> list[dict]:
+    """The rows ``lossnets list --recipes`` prints (RECIPE_COLUMNS), one per ImageNet weight recipe of ``names``:
+    ``weights`` is the spec that names it; ``default`` marks what ``imagenet`` means (the study's V1 for its 14)."""
+    from .recipes import recipes
+    rows = []
+    for a in arch_names(names):
+        study = study_rows().get(a, {}).get("weights_enum", "").partition(".")[2]
+        rows += [{"arch": a, "weights": r.spec, "default": r.name == study if study else r.default,
+                  "acc1": r.acc1, "acc5": r.acc5, "gflops": r.gflops, "params": r.params,
+                  "fixed_size": r.fixed_size or "", "crop_size": r.crop_size} for r in recipes()[a]]
+    return rows
