@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .forms import cut
 from .loss_network import LossNetwork
-from .registry import architectures, get_architecture, meta_model, resolve_archs
+from .registry import architectures, get_architecture, meta_model, resolve_archs, zoo
 from .truncate import truncate
 
 _MATMUL_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
@@ -150,13 +150,34 @@ def profile(archs=None, layers=("E", "S", "M", "L"), size: int = 224, batch: int
     return pd.DataFrame(rows)
 
 
-def arch_color(arch: str):
-    """One colour per registered architecture, the same in every plot (tab20 has room for the grid)."""
+MANY = 20  # more architectures than this in one plot: coloured and labelled by family
+
+
+def arch_color(arch: str, by_family: bool = False):
+    """One colour per architecture of the study (tab20, the paper's order), the same in every plot; the zoo's others,
+    and every architecture where ``by_family``, take their family's colour (tab20b)."""
     import matplotlib
 
     names = list(architectures())
-    i = names.index(arch) if arch in names else len(names) + hash(arch) % 6
-    return matplotlib.colormaps["tab20"](i % 20)
+    if arch in names and not by_family:
+        return matplotlib.colormaps["tab20"](names.index(arch) % 20)
+    families = sorted({a.family for a in zoo().values()})
+    family = zoo()[arch].family if arch in zoo() else ""
+    return matplotlib.colormaps["tab20b"]((families.index(family) if family in families else hash(arch)) % 20)
+
+
+def legend_labels(archs) -> dict[str, str]:
+    """Legend entry per architecture: its name where a plot has at most MANY, else its family's name on the first
+    of each family (the others unlabelled), to go with arch_color(..., by_family=True)."""
+    archs = list(dict.fromkeys(archs))
+    if len(archs) <= MANY:
+        return {a: a for a in archs}
+    out, seen = {}, set()
+    for a in archs:
+        family = zoo()[a].family if a in zoo() else a
+        out[a] = "_nolegend_" if family in seen else family
+        seen.add(family)
+    return out
 
 
 def plot_macs(df: pd.DataFrame, path: str | Path) -> Path:
@@ -166,8 +187,9 @@ def plot_macs(df: pd.DataFrame, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
+    labels = legend_labels(df["arch"])
     for arch, g in df.groupby("arch", sort=False):
-        ax.plot(g["layer"], g["macs"], marker="o", label=arch, color=arch_color(arch))
+        ax.plot(g["layer"], g["macs"], marker="o", label=labels[arch], color=arch_color(arch, len(labels) > MANY))
     ax.set_yscale("log")
     ax.set_xlabel("tap")
     ax.set_ylabel(f"MACs at {int(df['size'].iloc[0])}x{int(df['size'].iloc[0])}" if "size" in df else "MACs")

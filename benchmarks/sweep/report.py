@@ -243,8 +243,9 @@ def _layer_sorted(layers) -> list[str]:
 
 
 def _arch_order() -> list[str]:
-    from lossnets.engine import architectures
-    return list(architectures())
+    """The study's 14 in the paper's order, then the rest of the zoo in torchvision's."""
+    from lossnets.engine.registry import architectures, zoo
+    return list(dict.fromkeys([*architectures(), *zoo()]))
 
 
 # -------------------------------------------------------------------------------------------- plots
@@ -286,9 +287,9 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from lossnets.engine import architectures
-    from lossnets.engine.profiler import arch_color
-    archs = architectures()
+    from lossnets.engine.profiler import MANY, arch_color, legend_labels
+    from lossnets.engine.registry import zoo
+    archs = zoo()
     scores = score_rows(df)
     if scores.empty:
         return []
@@ -304,8 +305,10 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
         fig, ax = plt.subplots(figsize=(7, 4.5))
         if len(ref):
             ax.scatter(ref["macs"], ref["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")
+        labels = legend_labels(pts["arch"])  # by family beyond MANY architectures
         for arch, g in pts.groupby("arch", sort=False):
-            ax.plot(g["macs"], g["value"], "o-", ms=4, lw=0.8, label=arch, color=arch_color(arch))
+            ax.plot(g["macs"], g["value"], "o-", ms=4, lw=0.8, label=labels[arch],
+                    color=arch_color(arch, len(labels) > MANY))
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(xlabel="MACs up to the tap at 224x224", ylabel=metric, title=f"{pb} {pd_}: {metric} against MACs")
@@ -324,7 +327,7 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
             rb["top1"] = rb["arch"].map(lambda a: archs[a].imagenet_top1 if a in archs else math.nan)
             ax.scatter(rb["top1"], rb["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")
         ax.scatter(best["top1"], best["value"], c="C0", label="this run")
-        for _, r in best.iterrows():
+        for _, r in best.iterrows() if len(best) <= MANY else ():  # beyond, names would hide the points
             ax.annotate(f"{r['arch']} {r['layer']}", (r["top1"], r["value"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
         ax.set(xlabel="ImageNet top-1 (%)", ylabel=f"{metric} (best tap)",
