@@ -5,8 +5,9 @@ The lease file is created exclusively and whole (a hard link on a mounted filesy
 owner (host, pid, a random token) and a heartbeat time that the holder rewrites every ``beat_s`` seconds from a
 thread. A lease whose heartbeat is older than ``stale_s`` (its holder died or lost the store) is taken over:
 the taker first wins an exclusive ``<lease>.break-<token>`` file, so exactly one process removes that stale
-instance, and only if the file still holds it. Heartbeats are compared with the local clock: the machines
-sharing a lease need clocks within a small fraction of ``stale_s``.
+instance, and only if the file still holds it; a holder that was a process of this host and has ended is taken
+over at once. Heartbeats are compared with the local clock: the machines sharing a lease need clocks within a
+small fraction of ``stale_s``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 
 from fsspec.implementations.local import LocalFileSystem
 
@@ -43,6 +45,24 @@ def create_exclusive(fs, path: str, data: bytes) -> bool:
     except FileExistsError:  # s3fs: a failed If-None-Match
         return False
     return True
+
+
+def _gone(held: dict) -> bool:
+    """Whether the holder was a process of this host that has ended (killed, say): no need to wait for its
+    heartbeat to age."""
+    host, _, pid = str(held.get("owner", "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a zombie (killed, not yet reaped by its parent) has ended too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def write(fs, path: str, data: bytes) -> None:
@@ -76,11 +96,19 @@ class Lease:
         except (FileNotFoundError, ValueError, UnicodeDecodeError):
             return None
 
+    def _live(self, held: dict) -> bool:
+        return time.time() - held.get("beat", 0) <= self.stale_s and not _gone(held)
+
+    def held_by_another(self) -> bool:
+        """Whether a live holder other than this one holds the lease now."""
+        held = self.read()
+        return held is not None and held.get("token") != self.token and self._live(held)
+
     def try_acquire(self) -> bool:
         """Take the lease if it is free or stale; whether this call holds it now."""
         if not create_exclusive(self.fs, self.path, self._content()):
             held = self.read()
-            if held is None or time.time() - held.get("beat", 0) <= self.stale_s:
+            if held is None or self._live(held):
                 return False  # None: released since (the file is always whole)
             if not self._break(held) or not create_exclusive(self.fs, self.path, self._content()):
                 return False

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,13 @@ import pandas as pd
 from lossnets.errors import ConfigError
 
 from .cells import RESULTS, Outcome, RunDirWriteError, RunFolder
+from .claims import Claims
 from .config import SweepConfig
-from .plan import Group, groups, plan
+from .plan import Cell, Group, groups, plan
 from .worker import run_group
+
+
+LOST_TRIES = 3  # runs of a cell whose worker died (a lost Ray worker, a killed job) before it counts as failed
 
 
 @dataclass
@@ -59,17 +64,41 @@ class Progress:
         self.bar.update(1)
 
 
-def _lost_group(folder: RunFolder, group: Group, error: BaseException) -> list[Outcome]:
-    """Record every unfinished cell of a group whose whole task died (a lost worker, a failed job)."""
+def _lost_group(folder: RunFolder, group: Group, error: BaseException, lost: Counter) -> list[Outcome]:
+    """The unfinished cells of a group whose whole task died (a lost worker, a killed job): each is run again
+    (by :func:`_settle`) until it has been lost LOST_TRIES times, then recorded as failed. Cells another live
+    process holds are left to it."""
     tb = "".join(traceback.format_exception(error))
     outcomes = []
+    claims, deadline = Claims(folder), time.monotonic() + 5
+    while (busy := set(claims.busy(list(group.cells)))) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the lost worker's own claims, while its process is still ending
     for c in group.cells:
         if folder.finished(c):
             outcomes.append(Outcome(c, True))
-        else:
-            folder.write_error(c, error, tb)
-            outcomes.append(Outcome(c, False, f"{type(error).__name__}: {error}"))
+        elif c not in busy:
+            lost[c] += 1
+            if lost[c] >= LOST_TRIES:
+                folder.write_error(c, error, tb)
+                outcomes.append(Outcome(c, False, f"{type(error).__name__}: {error} (lost {lost[c]} times)"))
     return outcomes
+
+
+def _settle(folder: RunFolder, cells: list[Cell], tally: Progress, rerun, poll_s: float = 0.5) -> None:
+    """Until each of ``cells`` is finished or has failed here: wait for those other processes hold (another sweep
+    on this run folder), and ``rerun`` those nobody holds (their owner ended, or their task was lost)."""
+    claims = Claims(folder)
+    while True:
+        failed = {o.cell for o in tally.failed}
+        left = [c for c in cells if c not in failed and not folder.finished(c)]
+        if not left:
+            return
+        busy = set(claims.busy(left))
+        free = [c for c in left if c not in busy]
+        if free:
+            rerun(free)
+        else:
+            time.sleep(poll_s)
 
 
 def run_grid(config: SweepConfig, run_dir, *, table=None, executor="local", resume: bool = False,
@@ -103,15 +132,20 @@ def run_grid(config: SweepConfig, run_dir, *, table=None, executor="local", resu
                 raise error  # nothing more can be recorded, or every other cell would fail the same way
             reported = getattr(ex, "reports_cells", False)  # its cells were tallied as they ended
             if error is not None:
-                outcomes = [o for o in _lost_group(folder, group, error) if not (reported and o.ok)]
+                outcomes = [o for o in _lost_group(folder, group, error, lost) if not (reported and o.ok)]
             elif reported:
                 outcomes = []
             for o in outcomes:
                 tally.cell(o)
 
-        work = groups(config, todo, folder.root, artifacts=artifacts, stop_on_input_error=stop_on_input_error)
-        try:
+        def run(cells: list[Cell]) -> None:
+            work = groups(config, cells, folder.root, artifacts=artifacts, stop_on_input_error=stop_on_input_error)
             ex.run(run_group, work, on_group=on_group, on_cell=tally.cell)
+
+        lost: Counter = Counter()
+        try:
+            run(todo)
+            _settle(folder, todo, tally, run)  # the cells other sweeps on this folder hold, and lost ones
         finally:
             tally.bar.close()
     result = folder.write_table(table_path)

@@ -1,5 +1,4 @@
-"""The worker: run one group's cells (an architecture and weights variant) with one loss network, write each cell,
-record each failure.
+"""The worker: run one architecture group's cells with one loss network, write each cell, record each failure.
 
 Every executor (local, Ray, SLURM) calls :func:`run_group` once per group. The network is built once per group
 (lazily: a benchmark served by stored statistics builds none) with every tap the group's cells need; each job
@@ -23,6 +22,7 @@ from lossnets.errors import LossnetsError
 from ..contract import Context
 from ..registry import get_benchmark
 from .cells import Outcome, RunDirWriteError, RunFolder
+from .claims import Claims
 from .config import Job
 from .plan import Cell, Group
 from .results import COLUMNS, run_metadata, with_paper_values
@@ -54,10 +54,11 @@ class GroupRun:
         self.on_cell = on_cell
         self.outcomes: list[Outcome] = []
         self.todo = [c for c in group.cells if not self.folder.finished(c)]  # another worker may have done some
+        self.claims = Claims(self.folder)
         self.nets: dict[tuple[str, ...], object] = {}
         self.cache = open_group_cache(self.config.engine.cache, self.config.engine.cache_dtype)
         e = self.config.engine
-        self.meta = run_metadata(seed=group.seed, amp=e.amp or "", compiled=e.compile, device=str(self.device or ""),
+        self.meta = run_metadata(seed=e.seed, amp=e.amp or "", compiled=e.compile, device=str(self.device or ""),
                                  host=socket.gethostname(), sweep=self.config.fingerprint())
 
     def network(self, layers: tuple[str, ...]):
@@ -68,8 +69,8 @@ class GroupRun:
             self.nets.clear()  # one network alive at a time
             e = self.config.engine
             self.nets[layers] = LossNetwork(self.group.arch, union_layers(tap_sets(self.group.arch, layers)),
-                                            self.group.weights, seed=self.group.seed, device=self.device,
-                                            compile=e.compile, amp=e.amp, lazy=True)
+                                            e.weights, seed=e.seed, device=self.device, compile=e.compile, amp=e.amp,
+                                            lazy=True)
         return self.nets[layers]
 
     def finish(self, cell: Cell, seconds: float, exc: BaseException | None = None, tb: str = "") -> None:
@@ -101,8 +102,7 @@ class GroupRun:
             every = tuple(dict.fromkeys(c.layer for c in self.todo))
             net = self.network(every if set(layers) == set(every) else layers)  # shared when it wants every tap
             artifacts = Path(self.group.artifacts or Path(self.group.run_dir) / "artifacts" / job.name)
-            artifacts = artifacts / todo[0].variant if todo[0].variant else artifacts
-            ctx = Context(layers, seed=self.group.seed, cache=self.cache, out_dir=artifacts, progress=False)
+            ctx = Context(layers, seed=self.config.engine.seed, cache=self.cache, out_dir=artifacts, progress=False)
             df = bench.function()(net, job.settings, ctx)
             if not isinstance(df, pd.DataFrame):
                 raise TypeError(f"{bench.entry} returned {type(df).__name__}, expected a DataFrame")
@@ -139,14 +139,18 @@ class GroupRun:
             raise exc  # every other cell would fail the same way: the caller says why, in one line
 
     def run(self) -> list[Outcome]:
-        mine = (self.group.weights, self.group.seed)  # of the jobs of a name, the one that runs this variant
-        jobs = {j.name: j for j in self.config.jobs if mine in self.config.engine.variants(j.weights, j.seeds)}
+        jobs = {j.name: j for j in self.config.jobs}
         by_job: dict[str, list[Cell]] = {}
         for c in self.todo:
             by_job.setdefault(c.benchmark, []).append(c)
         try:
             for name, todo in by_job.items():
-                self.run_job(jobs[name], todo)
+                mine = self.claims.take(todo)  # the cells another process runs (or has run) are left to it
+                try:
+                    if mine:
+                        self.run_job(jobs[name], mine)
+                finally:
+                    self.claims.release(mine)
         finally:
             if self.cache is not None:
                 try:
