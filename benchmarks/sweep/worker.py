@@ -1,4 +1,5 @@
-"""The worker: run one architecture group's cells with one loss network, write each cell, record each failure.
+"""The worker: run one group's cells (an architecture and weights variant) with one loss network, write each cell,
+record each failure.
 
 Every executor (local, Ray, SLURM) calls :func:`run_group` once per group. The network is built once per group
 (lazily: a benchmark served by stored statistics builds none) with every tap the group's cells need; each job
@@ -58,7 +59,7 @@ class GroupRun:
         self.nets: dict[tuple[str, ...], object] = {}
         self.cache = open_group_cache(self.config.engine.cache, self.config.engine.cache_dtype)
         e = self.config.engine
-        self.meta = run_metadata(seed=e.seed, amp=e.amp or "", compiled=e.compile, device=str(self.device or ""),
+        self.meta = run_metadata(seed=group.seed, amp=e.amp or "", compiled=e.compile, device=str(self.device or ""),
                                  host=socket.gethostname(), sweep=self.config.fingerprint())
 
     def network(self, layers: tuple[str, ...]):
@@ -69,8 +70,8 @@ class GroupRun:
             self.nets.clear()  # one network alive at a time
             e = self.config.engine
             self.nets[layers] = LossNetwork(self.group.arch, union_layers(tap_sets(self.group.arch, layers)),
-                                            e.weights, seed=e.seed, device=self.device, compile=e.compile, amp=e.amp,
-                                            lazy=True)
+                                            self.group.weights, seed=self.group.seed, device=self.device,
+                                            compile=e.compile, amp=e.amp, lazy=True)
         return self.nets[layers]
 
     def finish(self, cell: Cell, seconds: float, exc: BaseException | None = None, tb: str = "") -> None:
@@ -102,7 +103,8 @@ class GroupRun:
             every = tuple(dict.fromkeys(c.layer for c in self.todo))
             net = self.network(every if set(layers) == set(every) else layers)  # shared when it wants every tap
             artifacts = Path(self.group.artifacts or Path(self.group.run_dir) / "artifacts" / job.name)
-            ctx = Context(layers, seed=self.config.engine.seed, cache=self.cache, out_dir=artifacts, progress=False)
+            artifacts = artifacts / todo[0].variant if todo[0].variant else artifacts
+            ctx = Context(layers, seed=self.group.seed, cache=self.cache, out_dir=artifacts, progress=False)
             df = bench.function()(net, job.settings, ctx)
             if not isinstance(df, pd.DataFrame):
                 raise TypeError(f"{bench.entry} returned {type(df).__name__}, expected a DataFrame")
@@ -139,7 +141,8 @@ class GroupRun:
             raise exc  # every other cell would fail the same way: the caller says why, in one line
 
     def run(self) -> list[Outcome]:
-        jobs = {j.name: j for j in self.config.jobs}
+        mine = (self.group.weights, self.group.seed)  # of the jobs of a name, the one that runs this variant
+        jobs = {j.name: j for j in self.config.jobs if mine in self.config.engine.variants(j.weights, j.seeds)}
         by_job: dict[str, list[Cell]] = {}
         for c in self.todo:
             by_job.setdefault(c.benchmark, []).append(c)
