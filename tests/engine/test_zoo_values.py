@@ -88,3 +88,12 @@ def test_offline_error_names_the_recipe_file_and_url(torch_home, monkeypatch):
         LossNetwork("resnet50", "E", weights="imagenet:IMAGENET1K_V2", device="cpu")
     recipe = get_architecture("resnet50").recipe("imagenet:IMAGENET1K_V2")
     assert recipe.url in str(e.value) and str(torch_home / "hub" / "checkpoints" / recipe.file) in str(e.value)
+
+
+def test_an_input_too_small_for_a_tap_names_the_smallest_that_works(one_thread):
+    from lossnets.engine.input_size import min_input_size
+    need = min_input_size("squeezenet1_0", "L")
+    net = LossNetwork("squeezenet1_0", weights="random", device="cpu", channels_last=False)
+    assert net(torch.rand(1, 3, need, need))["L"].shape[1] == 512
+    with pytest.raises(ValueError, match=f"at least {need}x{need}"):
+        net(torch.rand(1, 3, need - 1, need + 20))
