@@ -67,8 +67,10 @@ def test_training_from_statistics_equals_lpips_training_through_the_images(root)
     theirs = [lin.model[-1].weight.detach().flatten() for lin in model.lins]
     moved = max(float((a - b).abs().max()) for a, b in zip(ours.weights, w0.split(triplets.channels)))
     assert moved > 1e-2  # the steps changed the weights, far beyond the tolerance below
+    # two float32 paths through 2 epochs of Adam: measured at up to 0.62 of (1e-4, 1e-6) under three CPU
+    # capabilities (AVX-512, AVX2, SSE4.1), so 4x that; Adam's beta2 0.99 for 0.999 is 9x over it
     for k, (a, b) in enumerate(zip(ours.weights, theirs)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=f"lin{k}")
+        torch.testing.assert_close(a, b, rtol=4e-4, atol=4e-6, msg=f"lin{k}")
     for name, value in rank.net.state_dict().items():
         torch.testing.assert_close(ours.head[name], value, rtol=1e-4, atol=1e-6, msg=name)
 
