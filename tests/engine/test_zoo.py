@@ -86,3 +86,12 @@ def test_every_architecture_traces_on_meta_with_its_recorded_taps_and_torchvisio
     off = {k: round(v, 3) for k, v in worst.items() if not (0.96 <= v <= 1.005) and k[0] not in BIG_HEADS}
     assert not off, f"MACs to the deepest tap / torchvision's GFLOPS: {off}"
     assert all(0.7 < v < 1 for k, v in worst.items() if k[0] in BIG_HEADS)
+
+
+def test_plots_of_the_whole_zoo_read_by_family():
+    from lossnets.engine.profiler import arch_color, legend_labels
+    labels = legend_labels(zoo())
+    shown = [v for v in labels.values() if v != "_nolegend_"]
+    assert sorted(shown) == sorted({a.family for a in zoo().values()}) and len(shown) == 21
+    assert legend_labels(["vgg16", "vit_b_16"]) == {"vgg16": "vgg16", "vit_b_16": "vit_b_16"}
+    assert arch_color("vgg16", True) == arch_color("vgg19_bn") != arch_color("vgg16")  # study: its own colour
