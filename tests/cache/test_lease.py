@@ -51,15 +51,16 @@ def test_one_holder_at_a_time(where):
 
 def test_a_live_holder_keeps_the_lease_a_silent_one_is_taken_over_once(where):
     fs, path = where
-    holder = Lease(fs, path, stale_s=0.6, beat_s=0.1)
+    stale = 2.0  # a heartbeat every 0.1 s may come up to 1.9 s late on a loaded machine before the lease is lost
+    holder = Lease(fs, path, stale_s=stale, beat_s=0.1)
     assert holder.try_acquire()
-    time.sleep(1.0)  # longer than stale_s: only the heartbeat keeps it
-    assert not Lease(fs, path, stale_s=0.6).try_acquire()
+    time.sleep(stale + 0.5)  # longer than stale_s: only the heartbeat keeps it
+    assert not Lease(fs, path, stale_s=stale).try_acquire()
     with pytest.raises(LeaseTimeout, match="held by"):
-        Lease(fs, path, stale_s=0.6, timeout=0.3).acquire()
+        Lease(fs, path, stale_s=stale, timeout=0.3).acquire()
     holder._stop.set()  # the holder dies: its heartbeat stops, its file stays
-    time.sleep(0.8)
-    contenders = [Lease(fs, path, stale_s=0.6) for _ in range(4)]
+    time.sleep(stale + 0.3)
+    contenders = [Lease(fs, path, stale_s=stale) for _ in range(4)]
     won = []
     threads = [threading.Thread(target=lambda c=c: won.append(c.try_acquire())) for c in contenders]
     for t in threads:
