@@ -14,6 +14,7 @@ benchmarks/speed/results/activation_scales.{csv,md}.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,7 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--images", type=int, default=4)
     p.add_argument("--out", default=str(RESULTS / "activation_scales"))
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     frames = []
     for size in args.sizes:
@@ -115,7 +117,7 @@ def main(argv=None) -> pd.DataFrame:
     df.to_csv(out.with_suffix(".csv"), index=False)
     table = summary(df)
     text = (f"# Activation and gradient scales through depth, per initialisation scheme\n\n"
-            f"`python -m benchmarks.speed.activation_scales {' '.join(argv) if argv else ''}`\n\n"
+            f"`python -m benchmarks.speed.activation_scales {' '.join(argv)}`\n\n"
             f"{args.images} photo patches per size, seeds {args.seeds} (ratios averaged over seeds). Ratios are "
             "to the first block (each ReLU of vgg16/alexnet, stem ReLU and each residual block of resnet18): "
             "`act_*` the activation std, `grad_last` the std of the input gradient of a loss at the last block "
