@@ -15,7 +15,10 @@ All three use the same random weights (no ImageNet weights needed) and the same 
 (SYNTHETIC judgments: only the speed matters here). Agreement between plain and lossnets is reported
 (the cache stores fp32 here, as `similarity` does for a cache URL).
 
-    python -m benchmarks.speed.similarity_grid [--size 4] [--archs ...] [--batch-size 64]
+    python -m benchmarks.speed.similarity_grid [--size 4] [--archs ... | --archs zoo] [--batch-size 64]
+
+``--archs zoo``: every torchvision classifier (80), the plain jobs hooking each tap and converting it by its
+form (ViT tokens, Swin's channels-last maps) and resizing for the fixed-size models, as LossNetwork does.
 
 On a GPU, a set of BAPPS val's size (about 36k triplets, 9.6k JND pairs) for lossnets alone, without a
 cache (all of val's features would not fit a disk at fp32)::
@@ -44,6 +47,7 @@ from lossnets.benchmarks.similarity.scoring import Distances, score
 from lossnets.benchmarks.similarity.statistics import open_store
 from lossnets.benchmarks.sweep.results import run_metadata, write_csv_atomic
 from lossnets.engine import LossNetwork, get_architecture, resolve_archs
+from lossnets.engine.forms import CONVERSIONS
 from lossnets.engine.registry import NORMALIZATIONS
 from lossnets.kernels import perceptual_distance
 
@@ -58,14 +62,21 @@ def plain_cell(arch: str, layer: str, root: Path, batch_size: int, device, seed:
     torch.manual_seed(seed)
     model = spec.build().eval().to(device)  # the whole torchvision network, run in full, eager fp32
     model.transform_input = arch in ("googlenet", "inception_v3")  # as torchvision runs ImageNet weights
-    mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in NORMALIZATIONS["imagenet"])
-    taps = []
-    dict(model.named_modules())[spec.tap(layer).module].register_forward_hook(lambda m, i, o: taps.append(o))
+    # the normalisation of the default recipe (googlenet/inception_v3: ImageNet's, then their transform_input)
+    mean_std = NORMALIZATIONS["imagenet"] if model.transform_input else spec.mean_std()
+    mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in mean_std)
+    tap, taps = spec.tap(layer), []
+    convert = CONVERSIONS[tap.form] or (lambda x: x)  # the zoo's tokens and channels-last maps as (N, C, H, W)
+    dict(model.named_modules())[tap.module].register_forward_hook(lambda m, i, o: taps.append(convert(o)))
 
     def f(idx):
         taps.clear()
+        x = data.images[torch.from_numpy(idx)].to(device).float() / 255
+        if spec.fixed_size:  # ViT, MaxViT: resized to their size, as LossNetwork does
+            x = torch.nn.functional.interpolate(x, size=(spec.fixed_size,) * 2, mode=spec.recipe().interpolation,
+                                                antialias=True, align_corners=False)
         try:
-            model((data.images[torch.from_numpy(idx)].to(device).float() / 255 - mean) / std)
+            model((x - mean) / std)
         except RuntimeError:  # inception_v3 cannot run in full at 64x64: its tail fails after the tap
             if not taps:
                 raise
