@@ -13,9 +13,35 @@ import dataclasses
 import sys
 import types
 import typing
+import warnings
 from pathlib import Path
 
 from lossnets.errors import ConfigError, LossnetsError
+
+
+def _shown(value) -> str:
+    """A default as --help shows it: lists space-separated, None as none."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless the text already says it (flags: off; required ones)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default is argparse.SUPPRESS or action.required or not action.option_strings or action.nargs == 0
+                or "default" in text or "required" in text):
+            return text
+        return f"{text} (default: {_shown(action.default)})".replace("%", "%%").strip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of every (sub)command: its --help shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=_HelpFormatter, **kwargs)
 
 
 class _Names(argparse.Action):
@@ -31,17 +57,18 @@ def _grid_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
     p.add_argument("--layers", nargs="+", action=_Names, default=["E", "S", "M", "L"],
                    help="taps: letters or module paths (similarity, lin: also tap sets, E+S+M+L or lpips)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--amp", choices=["bf16", "fp16"], default=None)
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
+                   help="autocast the loss networks to this precision (default: none, float32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the loss networks")
     if engine:
         p.add_argument("--weights", nargs="+", action=_Names, default=["imagenet"],
                        help="imagenet[:NAME] | random[:SCHEME] (SCHEME: torchvision, kaiming, xavier, orthogonal, "
                             "liu) | PATH to a state_dict of the full model; several: each runs (one run, one table)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0, help="seed of random weights, of training and sampling")
         p.add_argument("--seeds", nargs="+", type=int, default=None,
                        help="run each random-weight loss network once per seed (rows carry it; the report gives "
-                            "mean and std over seeds); other weights run once, with the first")
-        p.add_argument("--cache", default=None, help="feature cache URL (a folder or an fsspec URL)")
+                            "mean and std over seeds); other weights run once, with the first (default: --seed)")
+        p.add_argument("--cache", default=None, help="feature cache URL (a folder or an fsspec URL; default: no cache)")
         p.add_argument("--resume", action="store_true",
                        help="continue the run of the same --out: finished cells are not run again")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -49,23 +76,40 @@ def _grid_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
 
 def _grid_parsers(sub) -> None:
     p = sub.add_parser("list", help="print the grid: architecture, tap, module path, channels")
-    p.add_argument("--archs", nargs="+", action=_Names, default=None)
+    p.add_argument("--archs", nargs="+", action=_Names, default=None,
+                   help="architectures, all (the study's 14) or zoo (every torchvision classifier; default: all)")
+    p.add_argument("--zoo", action="store_true", help="every torchvision classifier (as --archs zoo)")
+    p.add_argument("--recipes", action="store_true",
+                   help="the ImageNet weight recipes instead of the taps: acc@1, acc@5, GFLOPS, parameters, input size")
+    p.add_argument("--out", default=None, help="also write the rows to this CSV file")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("profile", help="parameters, depth, MACs/FLOPs, throughput, peak memory per loss network")
     _grid_args(p, engine=False)
     p.add_argument("--size", type=int, default=224, help="input height and width")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--out", default="profile.csv", help="CSV path; the MACs plot goes beside it as .png")
+    p.add_argument("--batch", type=int, default=32, help="images per timed batch")
+    p.add_argument("--out", default=".", help="folder for profile.csv and profile.png (the MACs plot), or a "
+                                              "FILE.csv (the plot beside it as FILE.png)")
     p.set_defaults(func=_cmd_profile)
 
 
 def _cmd_list(args) -> None:
-    import pandas as pd
-
-    from lossnets.benchmarks.sweep.config import resolve_archs
-    from lossnets.engine.profiler import tap_table
-    with pd.option_context("display.max_rows", None, "display.width", 200):
-        print(tap_table(resolve_archs(args.archs)).to_string(index=False))
+    """The taps from the registry's data files (engine/catalog.py): neither torch nor pandas is imported."""
+    from lossnets.engine.catalog import LIST_COLUMNS, RECIPE_COLUMNS, list_rows, recipe_rows
+    columns = RECIPE_COLUMNS if args.recipes else LIST_COLUMNS
+    try:
+        rows = (recipe_rows if args.recipes else list_rows)("zoo" if args.zoo else args.archs)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    if args.out:
+        import csv
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", newline="") as f:
+            csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n").writerows(
+                [dict(zip(columns, columns))] + rows)
+    cells = [list(columns)] + [[str(r[c]) for c in columns] for r in rows]
+    widths = [max(map(len, column)) for column in zip(*cells)]
+    for line in cells:
+        print(" ".join(v.rjust(w) for v, w in zip(line, widths)))
 
 
 def _cmd_profile(args) -> None:
@@ -74,10 +118,10 @@ def _cmd_profile(args) -> None:
     from lossnets.engine.profiler import plot_macs, profile
     df = profile(resolve_archs(args.archs), args.layers, size=args.size, batch=args.batch, device=args.device,
                  amp=args.amp, compile=args.compile)
-    out = Path(args.out)
+    out = Path(args.out) if args.out.endswith(".csv") else Path(args.out) / "profile.csv"
     write_csv_atomic(df, out)
     png = plot_macs(df, out.with_suffix(".png"))
-    cols = ["arch", "layer", "params", "depth", "macs", "channels", "features", "throughput", "peak_memory"]
+    cols = ["arch", "layer", "params", "depth", "macs", "channels", "features", "images_per_s", "peak_memory_mib"]
     print(df[cols].to_string(index=False))
     print(f"wrote {out} and {png}")
 
@@ -104,8 +148,9 @@ def _settings_args(p: argparse.ArgumentParser, settings: type, skip=("training",
         if f.name in skip:
             continue
         kind, many = _option_type(hints[f.name])
-        given = "required" if f.default is dataclasses.MISSING else None if f.default is None else f"default {f.default}"
-        text = f.metadata["help"] + (f" ({given})" if given else "")
+        text = f.metadata["help"]
+        if f.default is dataclasses.MISSING or "default" not in text:
+            text += " (required)" if f.default is dataclasses.MISSING else f" (default: {_shown(f.default)})"
         kw = dict(dest=f.name, default=argparse.SUPPRESS, help=text, metavar=f.metadata["metavar"])
         if kind is bool:
             kw.update(action="store_true", metavar=None)
@@ -157,14 +202,15 @@ def _benchmark_parsers(sub) -> None:
         p = sub.add_parser(name, help=text)
         if name == "segmentation":
             p.add_argument("action", nargs="?", choices=["score"], help="score: pixel and relaxed metrics of --pred "
-                                                                         "vs --gt")
+                                                                         "vs --gt (default: train and test)")
             p.add_argument("--pred", default=None, help="score: folder of predicted maps (8-bit or float TIFF/PNG)")
             p.add_argument("--gt", default=None, help="score: folder of road masks")
         _benchmark_args(p, name)
         p.add_argument("--out", default=f"{name}.csv", help=f"tidy CSV to write (its cells: beside it, {name}.run/)")
         if name == "similarity":
             _lin_training_args(p)
-            p.add_argument("--lin-out", default=None, help="with --lin train: folder to write the learned weights to")
+            p.add_argument("--lin-out", default=None,
+                           help="with --lin train: folder to write the learned weights to (default: not written)")
         p.set_defaults(func=_cmd_benchmark, benchmark=get_benchmark(name))
     p = sub.add_parser("lin", help="learned metric: LPIPS lin weights for any loss network and tap set")
     p.add_argument("action", choices=["train"], help="train: lpips's procedure on BAPPS 2afc/train, from statistics")
@@ -262,9 +308,11 @@ def _segmentation_score(args) -> None:
 
 def _run_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="run a full grid of (benchmark, arch, tap) cells; a rerun skips finished cells")
-    p.add_argument("--config", default=None, help="sweep config TOML ([sweep] grid and one section per benchmark)")
+    p.add_argument("--config", default=None, help="sweep config TOML ([sweep] grid and one section per benchmark; "
+                                                  "default: RUN_DIR's own with --resume)")
     p.add_argument("--out", required=True, help="RUN_DIR: cells/, results.csv")
-    p.add_argument("--executor", choices=["local", "ray", "slurm"], default="local")
+    p.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                   help="where the groups of cells run")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR with its own config (no --config) or with changed settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -275,11 +323,11 @@ def _run_parsers(sub) -> None:
     p.set_defaults(func=_cmd_merge)
     p = sub.add_parser("report", help="tables, plots and the paper comparison of a run: RUN_DIR/report/")
     p.add_argument("run_dir")
-    p.add_argument("--out", default=None, help="report folder (default RUN_DIR/report)")
+    p.add_argument("--out", default=None, help="report folder (default: RUN_DIR/report)")
     p.set_defaults(func=_cmd_report)
     p = sub.add_parser("demo", help="the main job on embedded data: make data, sweep all 56 networks, report, profile")
     p.add_argument("out", nargs="?", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.set_defaults(func=_cmd_demo)
 
 
@@ -333,30 +381,33 @@ def _data_parsers(sub) -> None:
                    help="triplets per 2afc/train subset (traditional, cnn, mix; default 2 x --size; 0: none)")
     q.set_defaults(func=_cmd_make, maker="lossnets.benchmarks.similarity.made:make_bapps")
     q = data.add_parser("make-sr", help="write small super-resolution folders from scikit-image photos (demo, tests)")
-    q.add_argument("--n-train", type=int, default=32)
-    q.add_argument("--n-val", type=int, default=4)
+    q.add_argument("--n-train", type=int, default=32, help="training images")
+    q.add_argument("--n-val", type=int, default=4, help="validation images")
     q.add_argument("--size", type=int, default=288, help="shorter side of the train/val images (at most 300)")
     q.set_defaults(func=_cmd_make, maker="lossnets.benchmarks.superres.made:make_sr")
     q = data.add_parser("make-roads", help="write a small SYNTHETIC road set in the Massachusetts Roads layout")
     for name, n in (("train", 8), ("valid", 2), ("test", 2)):
-        q.add_argument(f"--n-{name}", type=int, default=n)
+        q.add_argument(f"--n-{name}", type=int, default=n, help=f"{name} tiles")
     q.add_argument("--size", type=int, default=256, help="tile side (at most 300)")
     q.set_defaults(func=_cmd_make, maker="lossnets.benchmarks.segmentation.made:make_roads")
     for name, extra, n in (("svhn", "n-extra", 800), ("stl10", "n-unlabeled", 400)):
         q = data.add_parser(f"make-{name}", help=f"write a small SYNTHETIC set in {name}'s official file format")
-        q.add_argument("--n-train", type=int, default=n // 2)
-        q.add_argument("--n-test", type=int, default=n // 4)
-        q.add_argument(f"--{extra}", type=int, default=n)
+        q.add_argument("--n-train", type=int, default=n // 2, help="training images")
+        q.add_argument("--n-test", type=int, default=n // 4, help="test images")
+        q.add_argument(f"--{extra}", type=int, default=n, help=f"images of the {extra[2:]} split")
         q.set_defaults(func=_cmd_make, maker=f"lossnets.benchmarks.autoencoder.made:make_{name}")
     for q in data.choices.values():
-        q.add_argument("dir")
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("dir", help="folder to write the set to (empty or new)")
+        q.add_argument("--seed", type=int, default=0, help="seed of the SYNTHETIC images")
+        q.add_argument("--force", action="store_true",
+                       help="write into a folder that is not empty (files of the same names are overwritten)")
     q = data.add_parser("download", help="fetch official archives (resumable, verified) and extract them")
     q.add_argument("name", choices=["bapps", "mrd", "svhn", "stl10"])
     q.add_argument("dir")
     q.add_argument("--parts", nargs="+", default=None,
                    help="archives to fetch (bapps: twoafc_val jnd [twoafc_train]; default: the val ones)")
-    q.add_argument("--base-url", default=None, help="mirror to fetch from instead of the official address")
+    q.add_argument("--base-url", default=None,
+                   help="mirror to fetch from instead of the official address (default: the official one)")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_cmd_data_download)
 
@@ -365,7 +416,10 @@ def _cmd_make(args) -> None:
     """Call a maker with the options its parser defines; it returns the folder, whose README.txt says what it is."""
     import importlib
     module, _, name = args.maker.partition(":")
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "action", "func", "maker", "dir")}
+    target = Path(args.dir)
+    if target.is_dir() and any(target.iterdir()) and not args.force:
+        raise ConfigError(f"{target} is not empty: give an empty or new folder, or --force to write into it")
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "action", "func", "maker", "dir", "force")}
     root = getattr(importlib.import_module(module), name)(args.dir, **options)
     print(f"wrote {root}: {(Path(root) / 'README.txt').read_text().splitlines()[0]}")
     print(f"(see {root}/README.txt). For tests and demos only.")
@@ -401,12 +455,16 @@ def _cache_parser(sub) -> None:
 
 def _cmd_cache(args) -> None:
     from lossnets.cache import admin
+    from lossnets.cache.store import Root
     if args.repair and args.action != "verify":
         raise ConfigError(f"--repair goes with `lossnets cache verify`, not `{args.action}`")
+    root = Root(args.url)
+    if not root.entry_names():  # a mistyped path is not an empty cache
+        why = "no entry (DATASET/ARCH/TAP-HASH/meta.json) under it" if root.fs.exists(root.path) else "no such path"
+        raise ConfigError(f"{root.url} holds no feature cache: {why}")
     if args.action == "ls":
         import pandas as pd
-        df = pd.DataFrame(admin.entries(args.url))
-        print(df.to_string(index=False) if len(df) else f"no entries under {args.url}")
+        print(pd.DataFrame(admin.entries(args.url)).to_string(index=False))
     elif args.action == "du":
         print(f"{admin.disk_usage(args.url) / 2**20:.1f} MiB\t{args.url}")
     elif args.action == "verify":
@@ -434,7 +492,7 @@ def _cache_verify(args, admin) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lossnets", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="lossnets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_grid_parsers, _benchmark_parsers, _run_parsers, _data_parsers, _cache_parser):
         add(sub)
@@ -443,8 +501,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    said = set()
+
+    def one_line(message, category, *_, **__):  # each warning once, read as the errors are: no source line
+        text = f"lossnets {args.command}: {category.__name__}: {message}"
+        if text not in said:
+            said.add(text)
+            print(text, file=sys.stderr)
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line
+            args.func(args)
     except (LossnetsError, OSError) as e:  # what the user gave is wrong: one line; anything else is a bug
         print(f"lossnets {args.command}: error: {e}", file=sys.stderr)
         return 2

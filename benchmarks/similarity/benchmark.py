@@ -9,6 +9,7 @@ features, so a rerun with other weights reads kilobytes per pair. Scoring is the
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,9 @@ from ..sweep.results import BASELINE, tidy
 from .settings import SimilaritySettings, lin_training
 
 BENCHMARK = "similarity"
+# said once when lin="lpips" meets tap sets it has no weights for (they keep their baseline rows)
+LPIPS_ELSEWHERE = ("lin 'lpips' (LPIPS v0.1) weighs only the tap set 'lpips' of alexnet, vgg16 and squeezenet1_1: "
+                   "the other tap sets are scored with the baseline (all channel weights 1) only")
 
 
 def distances(net, data, *, subsets=None, cache=None, batch_size: int = 64, progress: bool = True) -> Distances:
@@ -38,7 +42,8 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
 
     ``layers``: tap sets (``E``, ``E+S+M+L``, ``lpips``; default each tap of ``net``), all of whose taps ``net``
     must have. Every tap set gets its baseline rows (``lin`` = "none"); ``lin`` adds rows scored with channel
-    weights: "lpips", a file or folder of lin weights (see :func:`~lossnets.engine.lin_weights.resolve_lin`), or
+    weights: "lpips" (to the tap set lpips of the networks lpips has weights for; elsewhere a warning says only
+    the baseline is scored), a file or folder of lin weights (see :func:`~lossnets.engine.lin_weights.resolve_lin`), or
     "train" (learned on the set's ``2afc/train`` split with ``training``, a LinTraining or a dict of its fields,
     written under ``out_dir/lin`` if given).
     ``data``: a loaded :class:`BAPPS` or a folder; ``cache``: a cache URL, a FeatureCache or a StatisticsStore (the
@@ -53,8 +58,7 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
         raise ValueError(f"the loss network has taps {net.layers}; the tap sets {[s.name for s in sets]} also "
                          f"need {lacking}")
     # bad weights or a missing train split are errors before any network runs
-    lins = {s.name: resolve_lin(lin, net.arch.name, s.name, s.layers) for s in sets} if lin not in (None, "train") \
-        else {}
+    lins = {s.name: resolve_lin(lin, net.arch.name, s.name, s.layers) for s in _weighed(lin, net.arch.name, sets)}
     train = load_bapps(data.root, split="train", progress=progress) if lin == "train" else None
     training = lin_training(training)
     stats = statistics(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress)
@@ -71,6 +75,20 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
             rows += [dict(benchmark=BENCHMARK, arch=net.arch.name, weights=net.weights_spec, **r, lin=label,
                           data=data.label, config=config) for r in score_set(stats, s, weights)]
     return tidy(rows)
+
+
+def _weighed(lin, arch: str, sets) -> list:
+    """The tap sets that ``lin`` gives weights to before any network runs (none for "train", learned later):
+    "lpips" only the lpips tap set of its networks, with one warning (LPIPS_ELSEWHERE) if others are asked."""
+    if lin in (None, "train"):
+        return []
+    if lin != "lpips":
+        return sets
+    from lossnets.engine.lin_weights import lpips_layers
+    weighed = [s for s in sets if s.layers == lpips_layers(arch)]
+    if len(weighed) < len(sets):
+        warnings.warn(LPIPS_ELSEWHERE, UserWarning, stacklevel=3)
+    return weighed
 
 
 def _config(net, data: BAPPS, lin: str) -> str:

@@ -255,11 +255,11 @@ def network_rows(arch: str, tap: str, configs: tuple[str, ...], run: Run, peak: 
         for config, net in nets.items():
             first = first_call_seconds(net, size, batch)
             m = measure(net, size, batch, min_time=run.sizes.network_min_time)
-            tflops = 2 * macs * m["throughput"] / 1e12
+            tflops = 2 * macs * m["images_per_s"] / 1e12
             rows.append({"arch": arch, "layer": tap, "size": size, "batch": batch, "config": config,
                          "modules": sum(1 for _ in body.modules()), "macs": macs, "first_call_s": first,
-                         "images_per_s": m["throughput"], "tflops": tflops, "share_of_bf16_peak": tflops / peak,
-                         "peak_memory": m["peak_memory"]})
+                         "images_per_s": m["images_per_s"], "tflops": tflops, "share_of_bf16_peak": tflops / peak,
+                         "peak_memory_mib": m["peak_memory_mib"]})
     return rows
 
 

@@ -69,9 +69,9 @@ def test_profile_cli_writes_table_and_plot(tmp_path, capsys):
                  "--device", "cpu", "--out", str(out)]) == 0
     df = pd.read_csv(out)
     for col in ["arch", "layer", "params", "params_total", "depth", "macs", "flops", "channels", "features",
-                "throughput", "peak_memory"]:
+                "images_per_s", "peak_memory_mib"]:
         assert col in df.columns
-    assert list(df["layer"]) == ["E", "L"] and (df["throughput"] > 0).all() and (df["peak_memory"] > 0).all()
+    assert list(df["layer"]) == ["E", "L"] and (df["images_per_s"] > 0).all() and (df["peak_memory_mib"] > 0).all()
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
