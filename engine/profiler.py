@@ -126,16 +126,6 @@ def measure(net: LossNetwork, size: int, batch: int, min_time: float = 0.5, min_
     return {"images_per_s": n * batch / elapsed, "peak_memory_mib": peak / 2**20}
 
 
-def tap_table(archs=None) -> pd.DataFrame:
-    """The taps of ``archs`` (the study's 14 by default, "zoo" for all): architecture, family, tap, the paper's
-    name (or the tap rule's), module path, channels, form, stride and relative depth, from the registry's data
-    files (the tap tests check them against the traced models): nothing is built."""
-    return pd.DataFrame([{"arch": t.arch, "family": a.family, "layer": t.layer, "paper_name": t.paper_name,
-                          "module": t.module, "channels": t.channels, "form": t.form, "stride": t.stride,
-                          "rel_depth": t.rel_depth}
-                         for a in map(get_architecture, resolve_archs(archs)) for t in a.taps])
-
-
 def profile(archs=None, layers=("E", "S", "M", "L"), size: int = 224, batch: int = 32, device=None,
             amp=None, compile: bool = False, progress: bool = True) -> pd.DataFrame:
     """One row per loss network: static figures plus measured throughput and peak memory."""
