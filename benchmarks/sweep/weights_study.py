@@ -10,8 +10,8 @@ repeated rows (if any) are averaged the same way.
 - ``random_minus_imagenet``: per loss network and random scheme, the seed mean minus the ImageNet value.
 - ``rank_agreement``: per score and scheme, Spearman's rho between architectures ranked under random weights
   (each by its best tap, per seed) and under ImageNet weights; its mean over seeds and the [min, max] interval.
-- ``scheme_ranks``: per score, each random scheme's rank (1 best) by its mean signed value over the loss networks
-  that every source ran; ImageNet's mean beside them, unranked.
+- ``scheme_ranks``: per score that several schemes ran, each random scheme's rank (1 best) by its mean signed value
+  over the loss networks that every source ran; ImageNet's mean beside them, unranked.
 """
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ def rank_agreement(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def scheme_ranks(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per score: each source's mean (over the loss networks every source ran) of the seed-mean value, and each
-    random scheme's ``rank`` among the schemes (1 best; ImageNet's is left empty)."""
+    """Per score that two or more random schemes ran: each source's mean (over the loss networks every source ran)
+    of the seed-mean value, and each random scheme's ``rank`` among the schemes (1 best; ImageNet's is left
+    empty)."""
     out = []
     for score, d in cells.groupby("score", sort=False):
         nets = d.groupby(["arch", "layer"])["source"].nunique()
@@ -92,6 +93,8 @@ def scheme_ranks(cells: pd.DataFrame) -> pd.DataFrame:
         d = d.set_index(["arch", "layer"]).loc[common].reset_index()
         means = d.groupby("source", sort=False)[["mean", "signed"]].mean()
         rand = means[is_random(means.index.to_series())]
+        if len(rand) < 2:
+            continue  # one scheme: nothing to rank
         ranks = rand["signed"].rank(ascending=False, method="average")
         for source, row in means.iterrows():
             out.append({"score": score, "source": source, "mean": row["mean"], "networks": len(common),
