@@ -11,6 +11,13 @@ os.environ["LOSSNETS_HOME"] = tempfile.mkdtemp(prefix="lossnets-home-")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder, so a command's default outputs (``similarity.csv`` and its
+    ``similarity.run/``) never land in the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch):
     """An empty torchvision download cache, so no test sees real weights."""

@@ -119,7 +119,6 @@ def test_lin_train_writes_lpips_format_weights_that_similarity_reads(root, tmp_p
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["similarity", "--layers", "E", "--lin", "lpips"], "weighs the taps of the tap set 'lpips'"),
     (["similarity", "--layers", "E", "--lin", "nowhere.pth"], "lin weights file nowhere.pth does not exist"),
     (["similarity", "--layers", "lpips", "--archs", "resnet18"], "defined for alexnet, vgg16, squeezenet1_1"),
     (["lin", "train", "--layers", "E+Q", "--out", "x"], "unknown tap 'Q' for alexnet"),
