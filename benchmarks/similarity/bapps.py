@@ -208,6 +208,23 @@ def _other_splits_hint(root: Path, split: str, wanted=None) -> str:
     return ""
 
 
+_SHARED: dict[tuple, BAPPS] = {}
+
+
+def shared_bapps(root: str | Path, subsets=None, *, split: str = "val", progress: bool = False) -> BAPPS:
+    """:func:`load_bapps`, decoded once per process and split (the last set of each split is kept): the cells of
+    a grid run, one group per architecture, share it instead of decoding the set again for every network. A file
+    added, removed or written since (the files' count and latest mtime) reads the set again."""
+    folder = resolve_root(root, split).resolve()
+    stamps = [p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()]
+    key = (str(folder), split, tuple(subsets) if subsets else None, len(stamps), max(stamps, default=0))
+    if key not in _SHARED:
+        for old in [k for k in _SHARED if k[1] == split]:
+            del _SHARED[old]
+        _SHARED[key] = load_bapps(root, subsets, split=split, progress=progress)
+    return _SHARED[key]
+
+
 def load_bapps(root: str | Path, subsets=None, *, split: str = "val", size: int = SIZE,
                workers: int | None = None, progress: bool = False) -> BAPPS:
     """Load the BAPPS subsets of ``split`` (``val``: 2afc/val/* and jnd/val/*; ``train``: 2afc/train/*)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from lossnets.engine.tap_sets import tap_sets, union_layers
 
-from .bapps import BAPPS, load_bapps
+from .bapps import BAPPS, load_bapps, shared_bapps
 from .lin_training import LinTraining
 from .scoring import Distances, score_set
 from .statistics import CACHE_PREPROCESSING, statistics
@@ -59,7 +59,7 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
                          f"need {lacking}")
     # bad weights or a missing train split are errors before any network runs
     lins = {s.name: resolve_lin(lin, net.arch.name, s.name, s.layers) for s in _weighed(lin, net.arch.name, sets)}
-    train = load_bapps(data.root, split="train", progress=progress) if lin == "train" else None
+    train = shared_bapps(data.root, split="train", progress=progress) if lin == "train" else None
     training = lin_training(training)
     stats = statistics(net, data, subsets=subsets, cache=cache, batch_size=batch_size, progress=progress)
     if train is not None:
@@ -101,5 +101,6 @@ def _config(net, data: BAPPS, lin: str) -> str:
 def run_cells(net, settings: SimilaritySettings, ctx: Context) -> pd.DataFrame:
     """The benchmark's entry point (``lossnets.benchmarks.contract``): :func:`run` on the cells' tap sets, learned
     lin weights (``lin = "train"``) under ``ctx.out_dir/lin``."""
-    return run(net, settings.data, layers=ctx.layers, lin=settings.lin, subsets=settings.subsets, cache=ctx.cache,
+    data = shared_bapps(settings.data, settings.subsets, progress=ctx.progress)
+    return run(net, data, layers=ctx.layers, lin=settings.lin, subsets=settings.subsets, cache=ctx.cache,
                batch_size=settings.batch_size, training=settings.training, out_dir=ctx.out_dir, progress=ctx.progress)

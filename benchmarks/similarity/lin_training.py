@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import trange
 
 from ..contract import Context
-from .bapps import BAPPS, find_subsets, load_bapps, resolve_root
+from .bapps import BAPPS, find_subsets, load_bapps, resolve_root, shared_bapps
 from .scoring import score_2afc, score_set
 from .settings import LinTraining, LinTrainSettings
 from .statistics import PairStatistics, open_store, statistics
@@ -173,11 +173,11 @@ def run_cells(net, settings: LinTrainSettings, ctx: Context) -> pd.DataFrame:
     sets, learned on ``2afc/train`` (the val split scored after every epoch when there is one) and written to
     ``ctx.out_dir/<arch>/<set>.pth``; its rows are the training history."""
     from lossnets.engine.tap_sets import tap_sets
-    train = load_bapps(settings.data, split="train", progress=ctx.progress)
+    train = shared_bapps(settings.data, split="train", progress=ctx.progress)
     store = open_store(ctx.cache, ctx.progress)
     val = None
     if find_subsets(resolve_root(settings.data, "val")):
-        val = statistics(net, load_bapps(settings.data, progress=ctx.progress), cache=store,
+        val = statistics(net, shared_bapps(settings.data, progress=ctx.progress), cache=store,
                          batch_size=settings.batch_size, progress=ctx.progress)
     _, history = learn_lin(net, train, tap_sets(net.arch.name, ctx.layers), val=val, cache=store,
                            training=settings.training, out_dir=ctx.out_dir, batch_size=settings.batch_size,

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from lossnets.benchmarks.similarity.bapps import (BappsError, JND_SUBSETS, TRAIN_SUBSETS, TWOAFC_SUBSETS,
-                                                  find_subsets, load_bapps, resolve_root, select_subsets)
+                                                  find_subsets, load_bapps, resolve_root, select_subsets,
+                                                  shared_bapps)
 from lossnets.benchmarks.similarity.made import make_bapps
 from lossnets.benchmarks.data.photos import SYNTHETIC_MARKER
 from lossnets.cli import main
@@ -111,6 +112,15 @@ def test_error_unreadable_image(copy):
     (copy / "2afc/val/color/ref/000000.png").write_bytes(b"not a png")
     with pytest.raises(BappsError, match=r"2afc/val/color/ref/000000\.png"):
         load_bapps(copy)
+
+
+def test_shared_bapps_decodes_once_and_again_after_a_change(copy):
+    first = shared_bapps(copy)
+    assert shared_bapps(copy) is first  # the next architecture's cells: not decoded again
+    assert torch.equal(first.images, load_bapps(copy).images)
+    (copy / "jnd/val/cnn/same/000002.npy").unlink()  # the set changed on disk: read again, and the error shows
+    with pytest.raises(BappsError, match=r"jnd/val/cnn/same/000002\.npy is missing"):
+        shared_bapps(copy)
 
 
 @pytest.mark.parametrize("value", [np.array([0.2, 0.4]), np.array([[0.5]]), np.array([1.5]), np.array(["a"])])
