@@ -3,7 +3,6 @@ local process pool give the same table as the plain local run."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,28 +15,17 @@ from lossnets.benchmarks.sweep.plan import groups, plan
 from lossnets.benchmarks.sweep.worker import run_group
 from lossnets.benchmarks.sweep.executors import LocalExecutor, RayExecutor, SlurmExecutor, gpu_share, make_executor
 
-HERE = Path(__file__).parent
 ARCHS = ["alexnet", "squeezenet1_1"]
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory):
-    # the fake benchmark must import in Ray workers and submitit jobs too
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(HERE), old] if p)
-    import sys
-    sys.path.insert(0, str(HERE))
+def config(tmp_path_factory, on_path):
     d = tmp_path_factory.mktemp("cfg")
     cfg = d / "c.toml"
     cfg.write_text(f'[sweep]\narchs = {ARCHS!r}\nlayers = ["E", "L"]\nweights = "random"\ndevice = "cpu"\n'
                    f'cache = "feat"\n[fake]\nbenchmark = "test_sweep_fakebench:FAKE"\n'
                    '[slurm]\ncluster = "local"\ntimeout_min = 10\npoll_s = 0.2\n')
-    yield SweepConfig.from_toml(cfg)
-    sys.path.remove(str(HERE))
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    return SweepConfig.from_toml(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +45,6 @@ def same_values(a: pd.DataFrame, b: pd.DataFrame) -> None:
 def test_reference_rows_share_the_cache_url(reference, config):
     # every benchmark gets one FeatureCache opened on the config's URL
     assert len(reference) == 2 * 2 * 2 and set(reference["cache"]) == {f"FeatureCache:{config.engine.cache}"}
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(config):
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
-    yield ray
-    ray.shutdown()
 
 
 def test_ray_gives_the_same_table(ray_cluster, config, reference, tmp_path):

@@ -13,22 +13,7 @@ import pytest
 from lossnets.benchmarks.sweep.cells import RunFolder
 from lossnets.benchmarks.sweep.grid import LOST_TRIES, sweep
 
-HERE = Path(__file__).parent
 ARCHS = ["squeezenet1_1", "alexnet"]
-
-
-@pytest.fixture(scope="module")
-def on_path():
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(HERE), old] if p)
-    import sys
-    sys.path.insert(0, str(HERE))
-    yield
-    sys.path.remove(str(HERE))
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
 
 
 def config(tmp_path: Path, kills: int, archs=ARCHS) -> Path:
@@ -65,15 +50,6 @@ class Killer(threading.Thread):
     def __exit__(self, *exc):
         self.stop.set()
         self.join(10)
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(on_path):
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
-    yield ray
-    ray.shutdown()
 
 
 def _cells_once(run: Path, expected: int) -> None:
