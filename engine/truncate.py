@@ -47,10 +47,9 @@ def _eval_graph(model: torch.nn.Module, return_nodes: dict[str, str]) -> fx.Grap
             graph.erase_node(node)
             continue
         qualname = tracer.node_to_qualname.get(node)
-        for query in list(wanted) if qualname else ():
+        for query in list(wanted) if qualname else ():  # a stage and its last block share their last node
             if ".".join(qualname.split(".")[:query.count(".") + 1]) == query:
                 found[wanted.pop(query)] = node
-                break
     if wanted:
         raise ValueError(f"{', '.join(wanted)}: no such module in {type(model).__name__} (module paths as "
                          "named_modules() gives them)")
