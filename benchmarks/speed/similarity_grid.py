@@ -65,7 +65,7 @@ def plain_cell(arch: str, layer: str, root: Path, batch_size: int, device, seed:
     # the normalisation of the default recipe (googlenet/inception_v3: ImageNet's, then their transform_input)
     mean_std = NORMALIZATIONS["imagenet"] if model.transform_input else spec.mean_std()
     mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in mean_std)
-    tap, taps = spec.tap(layer), []
+    tap, taps = spec.resolve(layer), []  # a registered tap or any module path (a block)
     convert = CONVERSIONS[tap.form] or (lambda x: x)  # the zoo's tokens and channels-last maps as (N, C, H, W)
     dict(model.named_modules())[tap.module].register_forward_hook(lambda m, i, o: taps.append(convert(o)))
 
