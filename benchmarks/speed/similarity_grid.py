@@ -128,7 +128,7 @@ def main(argv=None) -> None:
         data = load_bapps(root)  # lossnets decodes the data set once for the whole grid
         load_s = time.perf_counter() - t
         # interleaved per architecture (plain, then lossnets) so that all phases see the same machine load
-        for arch in archs:
+        for done, arch in enumerate(archs, 1):
             if args.plain:
                 t = time.perf_counter()
                 for layer in TAPS:
@@ -149,22 +149,24 @@ def main(argv=None) -> None:
                 del net
             print(arch + ": " + ", ".join(f"{ph} {seconds[(ph, arch)]:.2f}s" for ph in ("plain", *phases)
                                           if (ph, arch) in seconds), flush=True)
-        _write(args, device, archs, phases, data, load_s, scores, seconds, computed)
+            # written after every architecture (a long zoo run killed midway keeps what it measured, marked partial)
+            _write(args, device, archs[:done], phases, data, load_s, scores, seconds, computed, planned=len(archs))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write(args, device, archs, phases, data, load_s, scores, seconds, computed) -> None:
-    """The per-architecture table (CSV) and its summary (markdown) under results/."""
+def _write(args, device, archs, phases, data, load_s, scores, seconds, computed, planned: int) -> None:
+    """The per-architecture table (CSV) and its summary (markdown) under results/, of the first ``len(archs)`` of
+    ``planned`` architectures (marked partial until all are measured)."""
     lossnets_phases = [f"{ph}_s" for ph in phases]
     cols = (["plain_s"] if args.plain else []) + lossnets_phases
     rows = [{"arch": arch, **({"plain_s": seconds[("plain", arch)]} if args.plain else {}),
-             **{f"{ph}_s": seconds[(ph, arch)] + load_s / len(archs) for ph in phases}} for arch in archs]
+             **{f"{ph}_s": seconds[(ph, arch)] + load_s / planned for ph in phases}} for arch in archs]
     table = pd.DataFrame(rows)
     table = pd.concat([table, pd.DataFrame([{"arch": "TOTAL", **table[cols].sum().to_dict()}])], ignore_index=True)
     diff = {}
     if args.plain:
-        keys = [k[1:] for k in scores if k[0] == "plain"]
+        keys = [k[1:] for k in scores if k[0] == "plain" and k[1] in archs]
         diff = {ph: max(abs(scores[(ph, *k)] - scores[("plain", *k)]) for k in keys) for ph in phases}
         for ph in phases:
             table[f"speedup_{ph}"] = table["plain_s"] / table[f"{ph}_s"]
@@ -173,7 +175,7 @@ def _write(args, device, archs, phases, data, load_s, scores, seconds, computed)
     meta = run_metadata(device=str(device), gpu=gpu or "none", threads=torch.get_num_threads(), cpus=os.cpu_count(),
                         triplets=n_items["2afc"], jnd_pairs=n_items["jnd"], distinct_images=len(data.images),
                         networks=4 * len(archs), data="synthetic", weights="random", amp=args.amp or "none",
-                        batch_size=args.batch_size, lossnets_load_s=round(load_s, 3),
+                        batch_size=args.batch_size, lossnets_load_s=round(load_s, 3), archs_planned=planned,
                         **{f"max_abs_score_diff_{ph}": v for ph, v in diff.items()},
                         **{f"computed_{ph}": v for ph, v in computed.items()})
     for k, v in meta.items():
@@ -181,7 +183,7 @@ def _write(args, device, archs, phases, data, load_s, scores, seconds, computed)
     OUT.mkdir(parents=True, exist_ok=True)
     stem = "_".join([f"similarity_grid_{device.type}"]
                     + ([] if args.cache else ["nocache"]) + ([] if args.plain else ["noplain"])
-                    + ([f"size{args.size}"] if args.size != 4 else []))
+                    + ([f"size{args.size}"] if args.size != 4 else []) + (["zoo"] if planned > 14 else []))
     csv = write_csv_atomic(table, OUT / f"{stem}.csv")
     show = table[["arch", *cols, *[c for c in table.columns if c.startswith("speedup_")]]]
     lines = [f"# Similarity grid: lossnets vs the plain approach ({gpu or device}, {torch.get_num_threads()} threads)", "",
@@ -197,6 +199,8 @@ def _write(args, device, archs, phases, data, load_s, scores, seconds, computed)
     if diff:
         lines.append("Largest |score difference| to plain: " + ", ".join(f"{ph} {v:.2e}" for ph, v in diff.items()) + ".")
     lines.append(f"lossnets times include its one decode of the data ({load_s:.2f}s, spread over the architectures).")
+    if len(archs) < planned:
+        lines.append(f"PARTIAL: {len(archs)} of {planned} architectures measured so far (the run goes on or was stopped).")
     md = "\n".join(lines) + "\n\n" + show.to_markdown(index=False, floatfmt=".2f") + "\n"
     (OUT / f"{stem}.md").write_text(md)
     print(md)
