@@ -5,7 +5,9 @@ One model per (loss network, tap) trains in *lockstep*: one process, one batch s
 per loss network and batch that gives every tap's target features (or the feature cache, where the
 targets are fixed and its policy pays). Every model is built from the same seed, has its own optimiser
 and sees the same batches, so it ends where it would have trained alone. The generated side is a pass
-per model through the loss network cut at that model's tap.
+per model through the loss network cut at that model's tap (sharing the loss network's weights).
+The run's memory is estimated before it starts (``training_memory``): taps that do not fit together train in
+rounds of lockstep on the same batches, and a tap that does not fit alone is a clear error.
 
 A benchmark says what is its own by subclassing :class:`Task`: its model, its batches, its loss terms
 and its validation score. The engine owns the rest: engine options (AMP, channels_last, compile,
@@ -29,6 +31,8 @@ from torch import nn
 from lossnets.cache import open_cache
 from lossnets.engine import LossNetwork
 from lossnets.errors import ConfigError
+
+from . import training_memory
 
 CONSTANT_STD = 1e-4  # an output whose per-image standard deviation stays below this is "constant"
 # every training benchmark: ``paper`` reproduces the published code, ``standard`` follows the literature
@@ -342,18 +346,14 @@ def save_checkpoints(trainees: list[Trainee], folder: str | os.PathLike, prefix:
     return paths
 
 
-def train_lockstep(nets: LossNetwork | list[LossNetwork], task: Task, *, steps: int, val_every: int | None = None,
-                   cache=None, seed: int = 0, progress: bool = False, desc: str | None = None) -> list[Trainee]:
-    """Train one ``task`` model per tap of each loss network in lockstep for ``steps`` batches (see the module
-    docstring). Validates before training, every ``val_every`` steps and at the end; returns the trainees with
-    their best checkpoint (by the task's score and direction), history and status."""
-    run = Lockstep(nets, task, cache=cache, seed=seed)
-    val_every = val_every or default_val_every(steps)
+def _round_nets(taps, nets: list[LossNetwork]) -> list[LossNetwork]:
+    """The loss networks of one round: each of ``nets`` cut at its taps in the round (itself when it has them all)."""
+    layers = {id(net): [t.layer for t in taps if t.net is net] for net in nets}
+    return [net.sub(layers[id(net)]) for net in nets if layers[id(net)]]
+
+
+def _train_round(run: Lockstep, steps: int, val_every: int, bar) -> None:
     run.validate()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc=desc or f"{task.name} " + ",".join(n.arch.name for n in run.nets), unit="step")
     while run.steps < steps and run.active:
         run.step()
         if run.steps % val_every == 0 or run.steps == steps:
@@ -361,12 +361,45 @@ def train_lockstep(nets: LossNetwork | list[LossNetwork], task: Task, *, steps: 
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=" ".join(f"{t.last_loss:.3g}" for t in run.active))
-    if bar is not None:
-        bar.close()
-    for t in run.trainees:
+    for t in run.trainees:  # what the scoring does not need: the round's gradients and optimiser state
+        t.model.zero_grad(set_to_none=True)
+        t.opt.state.clear()
+
+
+def train_lockstep(nets: LossNetwork | list[LossNetwork], task: Task, *, steps: int, val_every: int | None = None,
+                   cache=None, seed: int = 0, progress: bool = False, desc: str | None = None,
+                   memory: int | None = None) -> list[Trainee]:
+    """Train one ``task`` model per tap of each loss network in lockstep for ``steps`` batches (see the module
+    docstring). Validates before training, every ``val_every`` steps and at the end; returns the trainees with
+    their best checkpoint (by the task's score and direction), history and status, in the order of the taps.
+
+    The memory of the run is estimated first (``training_memory.plan``; ``memory``: the bytes to plan within,
+    default what the device has free); taps that do not fit together train in rounds, one lockstep run each on the
+    same seeded batches, so every model ends as it would in one run; DoesNotFit if a single tap does not fit."""
+    nets = [nets] if isinstance(nets, LossNetwork) else list(nets)
+    if not nets:
+        raise ValueError("no loss networks to train with")
+    for net in nets:
+        if len(net.layers) > 1:
+            net.body  # noqa: B018 (built now: every tap's generated side (LossNetwork.sub) shares its weights)
+    rounds = training_memory.plan(nets, task, seed=seed, available=memory).rounds
+    val_every = val_every or default_val_every(steps)
+    trainees = []
+    for i, taps in enumerate(rounds):
+        run = Lockstep(nets if len(rounds) == 1 else _round_nets(taps, nets), task, cache=cache, seed=seed)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            label = desc or f"{task.name} " + ",".join(n.arch.name for n in nets)
+            bar = tqdm(total=steps, unit="step", desc=label + (f" round {i + 1}/{len(rounds)}" if len(rounds) > 1 else ""))
+        _train_round(run, steps, val_every, bar)
+        if bar is not None:
+            bar.close()
+        trainees += run.trainees
+    for t in trainees:
         if t.ok and t.best_state is None:
             t.collapse("no finite validation score")
-    return run.trainees
+    return trainees
 
 
 __all__ = ["PROTOCOLS", "check_protocol", "Batch", "BatchSampler", "CacheKey", "Collapse", "Task", "Trainee", "TargetFeatures", "Lockstep", "train_lockstep", "train_step",

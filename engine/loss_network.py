@@ -79,6 +79,7 @@ class LossNetwork(nn.Module):
         mean, std = self.arch.mean_std(self.recipe) if normalize == "imagenet" else NORMALIZATIONS["imagenet"]
         self.norm = (Normalize(mean, std) if normalize == "imagenet" else nn.Identity()).to(self.device)
         self._subs: dict[tuple[str, ...], LossNetwork] = {}  # see sub(); a dict, so not submodules
+        self._parent: LossNetwork | None = None  # sub(): the network whose tensors it shares once that is built
         if not lazy:
             self._build()
         self._forward = torch.compile(self._forward_eager, dynamic=False) if compile else self._forward_eager
@@ -94,6 +95,18 @@ class LossNetwork(nn.Module):
     def _build_prefix(self) -> None:
         full = self.arch.build(self.fixed_size, meta=True)  # shapes only: weights are loaded into the prefix below
         body = cut(full, self.taps)
+        if self._parent is not None and self._parent.built:  # a shorter prefix: the built one's tensors, shared
+            state = self._parent.body.state_dict()
+            body.load_state_dict({k: state[k] for k in body.state_dict()}, assign=True)
+        else:
+            self._load_weights(body)
+        body.to(self.device)
+        if self.channels_last:
+            body.to(memory_format=torch.channels_last)
+        self.body = body.eval().requires_grad_(False)
+
+    def _load_weights(self, body: nn.Module) -> None:
+        """Allocate the meta prefix on the CPU and load the weights of ``weights_spec`` into it."""
         body.to_empty(device="cpu")
         if scheme := random_scheme(self.weights_spec):
             state = random_state_dict(self.arch, self.seed, self.taps, body.state_dict(), scheme)
@@ -103,10 +116,6 @@ class LossNetwork(nn.Module):
         else:
             state, source = file_state_dict(self.weights_spec), f"weights file {self.weights_spec}"
         load_prefix_state(body, state, source)
-        body.to(self.device)
-        if self.channels_last:
-            body.to(memory_format=torch.channels_last)
-        self.body = body.eval().requires_grad_(False)
 
     def __getattr__(self, name: str):
         if name == "body" and "_modules" in self.__dict__ and not self.built:
@@ -115,7 +124,8 @@ class LossNetwork(nn.Module):
 
     def sub(self, layers) -> LossNetwork:
         """A network with the same weights and options cut at some of this one's taps (the shortest prefix
-        that computes them; built on first use, kept for the next call)."""
+        that computes them; built on first use, kept for the next call). Built after this one, it shares this
+        one's weight tensors instead of loading a copy (a lockstep run's generated side: one per tap)."""
         layers = tuple(self.arch.resolve(layer).layer for layer in layers)
         if not set(layers) <= set(self.layers):
             raise ValueError(f"{sorted(set(layers) - set(self.layers))} are not taps of this network {self.layers}")
@@ -125,6 +135,7 @@ class LossNetwork(nn.Module):
             self._subs[layers] = LossNetwork(self.arch.name, layers, self.weights_spec, seed=self.seed,
                                              normalize=self.normalize, device=self.device, compile=self.compiled,
                                              channels_last=self.channels_last, amp=self.amp, lazy=True)
+            object.__setattr__(self._subs[layers], "_parent", self)  # not a submodule (nor its parameters)
         return self._subs[layers]
 
     def renormalized(self, normalize: str) -> LossNetwork:

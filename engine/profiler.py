@@ -75,12 +75,14 @@ def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
     }
 
 
-class _PeakTensorMemory(TorchDispatchMode):
-    """Peak bytes of live tensor storage created inside the mode (for devices without an allocator API)."""
+class PeakTensorMemory(TorchDispatchMode):
+    """Peak bytes of live tensor storage created inside the mode (for devices without an allocator API, and the
+    meta device: a dry run's memory without allocating it)."""
 
-    def __init__(self, baseline: int = 0):
+    def __init__(self, baseline: int = 0, device: str | None = None):
         super().__init__()
         self.live = self.peak = baseline
+        self.device = device  # count only storages on this device type (None: every device)
         self._seen: set[int] = set()
 
     def _free(self, key: int, nbytes: int) -> None:
@@ -92,8 +94,8 @@ class _PeakTensorMemory(TorchDispatchMode):
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor):
                 storage = t.untyped_storage()
-                key = storage.data_ptr()
-                if key and key not in self._seen:
+                key = storage._cdata  # the storage itself (its data pointer is 0 on the meta device)
+                if key not in self._seen and self.device in (None, storage.device.type):
                     self._seen.add(key)
                     self.live += storage.nbytes()
                     weakref.finalize(t, self._free, key, storage.nbytes())
@@ -114,7 +116,7 @@ def measure(net: LossNetwork, size: int, batch: int, min_time: float = 0.5, min_
             sync()
             peak = torch.cuda.max_memory_allocated(net.device) - base
         else:
-            with _PeakTensorMemory() as mode:
+            with PeakTensorMemory() as mode:
                 net(x)
             peak = mode.peak
         n, start = 0, time.perf_counter()
