@@ -19,8 +19,16 @@ from .entry_tier import EntryTier, Result
 from .keys import EntryKey, canonical, entry_keys
 
 STORE_EVERY = 4096  # pairs computed between two writes: a kill loses at most these
+READ_EVERY = 8192  # pairs read at a time: a tap's read holds its (P, C) result and one such chunk
 DTYPE = "fp32"  # statistics are stored as computed
 PAIR_SHAPE = (2,)  # an entry's "input shape": each item is made from a pair of items
+
+
+def _unique(pair_ids) -> list[str]:
+    ids = [str(i) for i in pair_ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError("pair_ids repeat a pair")
+    return ids
 
 
 def pair_id(a: str, b: str) -> str:
@@ -31,9 +39,10 @@ def pair_id(a: str, b: str) -> str:
 class StatisticsStore:
     """Per-pair, per-tap statistic vectors at ``url`` (a directory or fsspec URL), fp32 on disk.
 
-    ``get_or_compute(net, dataset, pair_ids, compute, ...)`` returns ``{layer: (P, C)}``; only pairs
-    not stored are computed, by ``compute(positions) -> {layer: (n, C)}`` in blocks. ``codec`` and ``chunk_items``
-    apply to entries this store creates.
+    ``fill(net, dataset, pair_ids, compute, ...)`` computes and stores the pairs some tap lacks (``compute(positions)
+    -> {layer: (n, C)}``, all taps in one call), keeping none of them; ``read(...)`` then gives one tap's ``(P, C)``,
+    read in chunks, so that many taps never sit in memory at once. ``get_or_compute`` is both, every tap returned.
+    ``codec`` and ``chunk_items`` apply to entries this store creates.
     """
 
     def __init__(self, url, *, statistic: str, chunk_items: int = 1024, codec: str = "zstd1", progress: bool = True):
@@ -47,21 +56,17 @@ class StatisticsStore:
         described = {"statistic": self.statistic, "features": canonical(preprocessing)}
         return entry_keys(net, f"{dataset}-pairs", described, DTYPE)
 
-    def get_or_compute(self, net, dataset: str, pair_ids: Sequence[str],
-                       compute: Callable[[np.ndarray], dict[str, torch.Tensor]], preprocessing="",
-                       block: int = 64, progress: bool | None = None) -> dict[str, torch.Tensor]:
-        """``{layer: (P, C)}`` float32 statistics of ``pair_ids`` in order, on the CPU; missing pairs are
-        computed ``block`` at a time by ``compute`` (given their positions in ``pair_ids``) and stored."""
+    def fill(self, net, dataset: str, pair_ids: Sequence[str], compute: Callable[[np.ndarray], dict[str, torch.Tensor]],
+             preprocessing="", block: int = 64, progress: bool | None = None) -> None:
+        """Store every tap's statistics of the ``pair_ids`` that any tap lacks: ``compute`` (given their positions in
+        ``pair_ids``) runs ``block`` pairs at a time, and every STORE_EVERY pairs are written and dropped. The
+        entries' uses count each pair found (hit) or not (miss)."""
         progress = self.progress if progress is None else progress
-        ids = [str(i) for i in pair_ids]
-        if len(set(ids)) != len(ids):
-            raise ValueError("pair_ids repeat a pair")
+        ids = _unique(pair_ids)
         keys = self.keys(net, dataset, preprocessing)
-        out = {layer: Result(len(ids)) for layer in net.layers}
         missing = np.zeros(len(ids), bool)
         for layer in net.layers:
-            found = np.zeros(len(ids), bool)
-            self.tier.read(keys[layer], ids, out[layer], found)
+            found = self.tier.contains(keys[layer], ids)
             missing |= ~found
             self.tier.count_uses(keys[layer], found)
         todo = np.flatnonzero(missing)
@@ -74,20 +79,50 @@ class StatisticsStore:
             pending.append((at, {layer: got[layer].detach().float().cpu() for layer in net.layers}))
             bar.update(len(at))
             if sum(len(a) for a, _ in pending) >= STORE_EVERY or start + block >= len(todo):
-                self._commit(keys, ids, pending, out)
+                at = np.concatenate([a for a, _ in pending])
+                for layer in net.layers:
+                    self.tier.write(keys[layer], [ids[k] for k in at], torch.cat([v[layer] for _, v in pending]),
+                                    PAIR_SHAPE)
                 pending = []
         bar.close()
         self.counts["computed"] += len(todo)
         self.flush_uses()
-        return {layer: r.tensor if r.tensor is not None else torch.empty(0) for layer, r in out.items()}
 
-    def _commit(self, keys, ids, pending, out) -> None:
-        """Store the computed blocks (one write per tap) and put them in the result."""
-        at = np.concatenate([a for a, _ in pending])
-        for layer, result in out.items():
-            values = torch.cat([v[layer] for _, v in pending])
-            self.tier.write(keys[layer], [ids[k] for k in at], values, PAIR_SHAPE)
-            result.fill(at, values, fresh=True)
+    def read(self, net, dataset: str, pair_ids: Sequence[str], layer: str,
+             compute: Callable[[np.ndarray], dict[str, torch.Tensor]] | None = None, preprocessing="",
+             block: int = 64, chunk: int = READ_EVERY) -> torch.Tensor:
+        """``(P, C)`` float32 statistics of ``pair_ids`` at one tap of ``net``, in order, on the CPU, read ``chunk``
+        pairs at a time. Pairs the store cannot give (damaged, or a store that failed since :meth:`fill`) are
+        computed by ``compute`` ``block`` at a time (only this tap kept) and stored again; without it they are an
+        error."""
+        ids = _unique(pair_ids)
+        key = self.keys(net, dataset, preprocessing)[layer]
+        out, found = Result(len(ids)), np.zeros(len(ids), bool)
+        for start in range(0, len(ids), chunk):
+            part = np.ones(len(ids), bool)
+            part[start:start + chunk] = False
+            self.tier.read(key, ids, out, part)
+            found[start:start + chunk] = part[start:start + chunk]
+        todo = np.flatnonzero(~found)
+        if len(todo) and compute is None:
+            raise RuntimeError(f"the statistics store {self.root.url} lacks {len(todo)} pair(s) of tap {layer} of "
+                               f"{net.arch.name} (fill it first)")
+        for start in range(0, len(todo), block):
+            at = todo[start:start + block]
+            values = compute(at)[layer].detach().float().cpu()
+            self.tier.write(key, [ids[k] for k in at], values, PAIR_SHAPE)
+            out.fill(at, values, fresh=True)
+        self.counts["computed"] += len(todo)
+        return out.tensor if out.tensor is not None else torch.empty(0)
+
+    def get_or_compute(self, net, dataset: str, pair_ids: Sequence[str],
+                       compute: Callable[[np.ndarray], dict[str, torch.Tensor]], preprocessing="",
+                       block: int = 64, progress: bool | None = None) -> dict[str, torch.Tensor]:
+        """``{layer: (P, C)}`` float32 statistics of ``pair_ids`` in order, on the CPU: :meth:`fill`, then every
+        tap :meth:`read` (all of them in memory: for many taps read them one at a time instead)."""
+        self.fill(net, dataset, pair_ids, compute, preprocessing, block, progress)
+        return {layer: self.read(net, dataset, pair_ids, layer, compute, preprocessing, block)
+                for layer in net.layers}
 
     def flush_uses(self) -> None:
         """Add this store's hits and misses to the entries' ``uses.json`` (shown by `lossnets cache ls`)."""

@@ -233,8 +233,9 @@ class TapDistances(nn.Module):
         return {layer: self._distance(fa[layer], fb[layer], lin[i]) for i, layer in enumerate(self.layers)}
 
     def per_set(self, per_tap: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``{tap set: sum of its taps' distances}`` (tap weights not applied), as the command line's rows."""
-        return {s.name: sum(per_tap[layer] for layer in s.layers) for s in self.sets}
+        """``{tap set: sum (kumar: mean) of its taps' distances}`` (tap weights not applied), as the command line's
+        rows."""
+        return {s.name: s.combine(per_tap[layer] for layer in s.layers) for s in self.sets}
 
     def total(self, per_tap: dict[str, Tensor]) -> Tensor:
         """The tap-weighted sum of per-tap distances."""

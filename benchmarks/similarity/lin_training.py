@@ -75,8 +75,9 @@ class Triplets:
             raise ValueError(f"no 2AFC triplets in {stats.data.root} to train lin weights on")
         cat = lambda key: torch.from_numpy(np.concatenate([stats.slots[s][key] for s in subs]))  # noqa: E731
         judge = np.concatenate([stats.data.subsets[s].target for s in subs]).astype(np.float32)
-        m = torch.cat([stats.m[layer] for layer in layers], 1)
-        return cls(m, cat("d0"), cat("d1"), torch.from_numpy(judge), tuple(stats.m[layer].shape[1] for layer in layers))
+        taps = [stats.m[layer] for layer in layers]  # each read once (from the store, when there is one)
+        channels = tuple(m.shape[1] for m in taps)
+        return cls(torch.cat(taps, 1), cat("d0"), cat("d1"), torch.from_numpy(judge), channels)
 
     def distances(self, w: Tensor, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(d0, d1) of the triplets ``rows`` (default all) under weights ``w``."""

@@ -5,7 +5,8 @@
   soft positives.
 
 :func:`score` turns the distances of every subset into rows: per subset, then ``2afc/<split>`` (the unweighted
-mean of the 2AFC subsets) and ``jnd/<split>`` (the pooled JND pairs).
+mean of the 2AFC subsets) and ``jnd/<split>`` (the pooled JND pairs); the ``kumar`` tap set adds Kumar et al.'s
+Perceptual Score (:func:`perceptual_score`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossnets.engine.tap_sets import TapSet
+from lossnets.engine.tap_sets import KUMAR_PRESET, TapSet
 
 from .bapps import BAPPS
 from .statistics import PairStatistics
@@ -89,6 +90,17 @@ def score(dists: Distances) -> list[dict]:
     return rows
 
 
+def perceptual_score(rows: list[dict]) -> list[dict]:
+    """Kumar et al. (2022)'s "Perceptual Score" of one metric's score ``rows``: 100 x its 2AFC on BAPPS val's
+    subsets averaged (the ``2afc/<split>`` row), as a row of metric ``perceptual_score``. Kumar et al. do not say
+    whether the six subsets are averaged or their triplets pooled; averaging matches the reference figures they
+    quote, so the subsets are averaged here (as lossnets' ``2afc/val`` row always is)."""
+    return [dict(r, metric="perceptual_score", value=100 * r["value"]) for r in rows
+            if r["metric"] == "2afc" and r["dataset"].count("/") == 1]
+
+
 def score_set(stats: PairStatistics, s: TapSet, weights=None) -> list[dict]:
-    """The score rows of the tap set ``s`` from ``stats``, with channel ``weights`` (None: the baseline)."""
-    return score(Distances(stats.data, {s.name: stats.distances(s.layers, weights)}))
+    """The score rows of the tap set ``s`` from ``stats``, with channel ``weights`` (None: the baseline); the
+    ``kumar`` preset adds its Perceptual Score."""
+    rows = score(Distances(stats.data, {s.name: stats.distances(s, weights)}))
+    return rows + perceptual_score(rows) if s.name == KUMAR_PRESET else rows

@@ -2,15 +2,23 @@
 
 m[pair, c] = mean over (h, w) of (f0_hat - f1_hat)^2 at a tap (the fused kernel's per-channel form) is
 all that any channel-weighted distance needs: the baseline is ``m.sum(1)``, LPIPS is ``m @ w``, and a tap
-set sums its taps. So the backbone runs once per loss network and image (a triplet's reference once for
-both of its pairs, each distinct image once per block of pairs), and scoring with other weights, or
-training them, is a matrix product. With a :class:`~lossnets.cache.StatisticsStore` the statistics are
-kept on disk (C floats per pair and tap, against C*H*W features) and a rerun never builds the network.
-Memory: pairs x channels x 4 bytes per tap.
+set sums its taps (a mean ensemble averages them). So the backbone runs once per loss network and image (a
+triplet's reference once for both of its pairs, each distinct image once per block of pairs), and scoring with
+other weights, or training them, is a matrix product. With a :class:`~lossnets.cache.StatisticsStore` the
+statistics are kept on disk (C floats per pair and tap, against C*H*W features) and a rerun never builds the
+network.
+
+Memory: a tap's statistics take pairs x channels x 4 bytes. Through a store they never sit in memory together:
+each block of pairs is written as it is computed (all taps from one forward pass), and scoring reads one tap at
+a time, in chunks, and drops it (a tap's baseline per-pair sums, P float64, are kept). Without a store, up to
+MEMORY_TAPS taps are held in memory; more go through a temporary store (a folder under the system's temp
+directory, removed with the statistics), so that peak memory stays near one tap's share whatever the taps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,29 +29,67 @@ from .bapps import BAPPS, load_bapps, select_subsets
 STATISTIC = "lpips-channel-m"  # what the statistics store holds (part of its entries' key)
 CACHE_DATASET = "bapps"  # item ids are content digests of the decoded images, so one name serves every subset
 CACHE_PREPROCESSING = {"size": 64, "resize": "PIL bilinear", "dtype": "uint8"}  # how the images were made
+MEMORY_TAPS = 4  # without a store, this many taps (the four stages) are held in memory; more use a temporary store
+ROWS = 8192  # pairs turned into float64 at a time when scoring a tap
+
+
+class StoredTaps(Mapping):
+    """``{layer: (P, C)}`` of a filled StatisticsStore, each tap read from it when asked for (in chunks) and
+    not kept: holding one tap costs that tap's share only. ``keep``: an object the store needs alive (a
+    temporary folder)."""
+
+    def __init__(self, store, net, ids: list[str], compute, batch_size: int, keep=None):
+        self.store, self.net, self.ids, self.compute, self.batch_size, self.keep = \
+            store, net, ids, compute, batch_size, keep
+
+    def __getitem__(self, layer: str) -> torch.Tensor:
+        if layer not in self.net.layers:
+            raise KeyError(layer)
+        return self.store.read(self.net, CACHE_DATASET, self.ids, layer, self.compute,
+                               preprocessing=CACHE_PREPROCESSING, block=self.batch_size)
+
+    def __iter__(self):
+        return iter(self.net.layers)
+
+    def __len__(self) -> int:
+        return len(self.net.layers)
 
 
 @dataclass
 class PairStatistics:
-    """``m[layer]``: (P, C) float32 statistics of the P distinct pairs; ``slots[subset][name]``: the pair of
-    each item, for ``name`` "d0"/"d1" (2AFC: ref to p0/p1) or "d" (JND: p0 to p1)."""
+    """``m[layer]``: (P, C) float32 statistics of the P distinct pairs (a dict, or :class:`StoredTaps` read on
+    each use); ``slots[subset][name]``: the pair of each item, for ``name`` "d0"/"d1" (2AFC: ref to p0/p1) or
+    "d" (JND: p0 to p1)."""
     data: BAPPS
-    m: dict[str, torch.Tensor]
+    m: Mapping[str, torch.Tensor]
     slots: dict[str, dict[str, np.ndarray]]
+    pairs: int
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)  # each tap's baseline per-pair distances, once
 
-    def per_pair(self, layers, weights=None) -> torch.Tensor:
-        """(P,) float64 distances: the sum over ``layers`` of ``m @ w`` (``weights``: a (C,) tensor per layer in
-        order, or None for all ones: the baseline)."""
-        total = torch.zeros(len(next(iter(self.m.values()))), dtype=torch.float64)
-        for k, layer in enumerate(layers):
-            m = self.m[layer].double()
-            w = None if weights is None else weights[k]
-            total += m.sum(1) if w is None else m @ torch.as_tensor(w).double().cpu()
-        return total
+    def per_tap(self, layer: str, w=None) -> torch.Tensor:
+        """(P,) float64 distances at one tap: ``m @ w``, or ``m.sum(1)`` for ``w`` None (the baseline, kept); the
+        tap's statistics are dropped on return."""
+        if w is None and layer in self.sums:
+            return self.sums[layer]
+        m = self.m[layer]
+        w = None if w is None else torch.as_tensor(w).double().cpu()
+        d = torch.cat([c.double().sum(1) if w is None else c.double() @ w for c in m.split(ROWS)]) if len(m) else \
+            torch.zeros(self.pairs, dtype=torch.float64)
+        if w is None:
+            self.sums[layer] = d
+        return d
 
-    def distances(self, layers, weights=None) -> dict[str, dict[str, np.ndarray]]:
-        """``{subset: {"d0","d1"} or {"d"}: (n,) float64}`` of the tap set ``layers`` with ``weights``."""
-        d = self.per_pair(layers, weights).numpy()
+    def per_pair(self, taps, weights=None) -> torch.Tensor:
+        """(P,) float64 distances of ``taps`` (a TapSet: its sum or mean; or layer names: their sum), each tap's
+        ``m @ w`` (``weights``: a (C,) tensor per tap in order, or None for all ones: the baseline)."""
+        from lossnets.engine.tap_sets import TapSet
+        s = taps if isinstance(taps, TapSet) else TapSet("+".join(taps), tuple(taps))
+        ws = (None,) * len(s.layers) if weights is None else weights
+        return s.combine(self.per_tap(layer, w) for layer, w in zip(s.layers, ws))
+
+    def distances(self, taps, weights=None) -> dict[str, dict[str, np.ndarray]]:
+        """``{subset: {"d0","d1"} or {"d"}: (n,) float64}`` of ``taps`` (see :meth:`per_pair`) with ``weights``."""
+        d = self.per_pair(taps, weights).numpy()
         return {sub: {name: d[idx] for name, idx in slot.items()} for sub, slot in self.slots.items()}
 
 
@@ -73,8 +119,9 @@ def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: i
                     progress: bool = True) -> PairStatistics:
     """The statistics of every pair of the (chosen) subsets of ``data`` at every tap of ``net``.
 
-    ``store``: a StatisticsStore (or None: computed in memory). Pairs go ``batch_size`` at a time, each distinct
-    image of them through the network once."""
+    ``store``: a StatisticsStore (filled here, each tap then read from it when used), or None: computed in memory
+    for up to MEMORY_TAPS taps, through a temporary store for more. Pairs go ``batch_size`` at a time, each
+    distinct image of them through the network once."""
     from lossnets.kernels import perceptual_distance
     names = select_subsets(list(data.subsets), subsets)
     a, b, ids, slots = _pairs(data, names)
@@ -89,16 +136,21 @@ def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: i
             out[layer] = perceptual_distance(f[ia], f[ib], per_channel=True).float().cpu()
         return out
 
+    keep = None
+    if store is None and len(net.layers) > MEMORY_TAPS:
+        keep = tempfile.TemporaryDirectory(prefix="lossnets-statistics-")  # removed when the statistics go
+        from lossnets.cache import StatisticsStore
+        store = StatisticsStore(keep.name, statistic=STATISTIC, codec="none", progress=progress)  # read back soon
     if store is not None:
-        m = store.get_or_compute(net, CACHE_DATASET, ids, compute, preprocessing=CACHE_PREPROCESSING,
-                                 block=batch_size, progress=progress)
-        return PairStatistics(data, m, slots)
+        store.fill(net, CACHE_DATASET, ids, compute, preprocessing=CACHE_PREPROCESSING, block=batch_size,
+                   progress=progress)
+        return PairStatistics(data, StoredTaps(store, net, ids, compute, batch_size, keep), slots, len(ids))
     blocks = []
     for start in tqdm(range(0, len(ids), batch_size), desc=f"statistics {net.arch.name}", unit="block",
                       leave=False, disable=not progress):
         blocks.append(compute(np.arange(start, min(start + batch_size, len(ids)))))
     m = {layer: torch.cat([blk[layer] for blk in blocks]) if blocks else torch.zeros(0, 0) for layer in net.layers}
-    return PairStatistics(data, m, slots)
+    return PairStatistics(data, m, slots, len(ids))
 
 
 def open_store(cache, progress: bool = True):

@@ -61,9 +61,10 @@ def test_damaged_statistics_are_recomputed_with_one_warning(data, tmp_path):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         again = statistics(_net(), data, cache=url, progress=False)
+        read = {layer: again.m[layer] for layer in ("E", "L")}  # a tap is read (and checked) when used
     assert any(issubclass(w.category, CacheWarning) and "failed their check" in str(w.message) for w in seen)
     for layer in ("E", "L"):
-        torch.testing.assert_close(again.m[layer], first.m[layer])
+        torch.testing.assert_close(read[layer], first.m[layer])
     assert store.root.entry_names() and all(n.startswith(("bapps/", "bapps-pairs/")) for n in store.root.entry_names())
 
 

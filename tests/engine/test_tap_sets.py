@@ -34,3 +34,11 @@ def test_union_keeps_each_tap_once_in_order():
 def test_bad_tap_sets_are_errors_naming_the_choices(spec, message):
     with pytest.raises(ValueError, match=message):
         tap_set("resnet18", spec)
+
+
+@pytest.mark.parametrize("arch, layers", [("resnet50", ("E", "S", "M", "L")),
+                                          ("vit_b_16", ("E_cls", "S_cls", "M_cls", "L_cls"))])
+def test_the_kumar_preset_is_the_mean_of_the_stage_taps_class_tokens_for_a_vit(arch, layers):
+    s = tap_set(arch, "kumar")
+    assert s == TapSet("kumar", layers, mean=True) and is_tap_set("kumar")
+    assert s.combine([1.0, 2.0, 3.0, 6.0]) == 3.0 and tap_set(arch, "E+S").combine([1.0, 2.0]) == 3.0
