@@ -19,6 +19,7 @@ from .entry_tier import EntryTier, Result
 from .keys import EntryKey, canonical, entry_keys
 
 STORE_EVERY = 4096  # pairs computed between two writes: a kill loses at most these
+STORE_BYTES = 64 * 2**20  # or fewer, when their statistics (all taps) would hold more: memory stays flat in the taps
 READ_EVERY = 8192  # pairs read at a time: a tap's read holds its (P, C) result and one such chunk
 DTYPE = "fp32"  # statistics are stored as computed
 PAIR_SHAPE = (2,)  # an entry's "input shape": each item is made from a pair of items
@@ -41,8 +42,8 @@ class StatisticsStore:
 
     ``fill(net, dataset, pair_ids, compute, ...)`` computes and stores the pairs some tap lacks (``compute(positions)
     -> {layer: (n, C)}``, all taps in one call), keeping none of them; ``read(...)`` then gives one tap's ``(P, C)``,
-    read in chunks, so that many taps never sit in memory at once. ``get_or_compute`` is both, every tap returned.
-    ``codec`` and ``chunk_items`` apply to entries this store creates.
+    read in chunks, so that many taps never sit in memory at once. ``codec`` and ``chunk_items`` apply to entries
+    this store creates.
     """
 
     def __init__(self, url, *, statistic: str, chunk_items: int = 1024, codec: str = "zstd1", progress: bool = True):
@@ -59,8 +60,8 @@ class StatisticsStore:
     def fill(self, net, dataset: str, pair_ids: Sequence[str], compute: Callable[[np.ndarray], dict[str, torch.Tensor]],
              preprocessing="", block: int = 64, progress: bool | None = None) -> None:
         """Store every tap's statistics of the ``pair_ids`` that any tap lacks: ``compute`` (given their positions in
-        ``pair_ids``) runs ``block`` pairs at a time, and every STORE_EVERY pairs are written and dropped. The
-        entries' uses count each pair found (hit) or not (miss)."""
+        ``pair_ids``) runs ``block`` pairs at a time, and every STORE_EVERY pairs (or STORE_BYTES of statistics) are
+        written and dropped. The entries' uses count each pair found (hit) or not (miss)."""
         progress = self.progress if progress is None else progress
         ids = _unique(pair_ids)
         keys = self.keys(net, dataset, preprocessing)
@@ -78,7 +79,9 @@ class StatisticsStore:
             got = compute(at)
             pending.append((at, {layer: got[layer].detach().float().cpu() for layer in net.layers}))
             bar.update(len(at))
-            if sum(len(a) for a, _ in pending) >= STORE_EVERY or start + block >= len(todo):
+            pairs = sum(len(a) for a, _ in pending)
+            nbytes = sum(v.nbytes for _, taps in pending for v in taps.values())
+            if pairs >= STORE_EVERY or nbytes >= STORE_BYTES or start + block >= len(todo):
                 at = np.concatenate([a for a, _ in pending])
                 for layer in net.layers:
                     self.tier.write(keys[layer], [ids[k] for k in at], torch.cat([v[layer] for _, v in pending]),
@@ -114,15 +117,6 @@ class StatisticsStore:
             out.fill(at, values, fresh=True)
         self.counts["computed"] += len(todo)
         return out.tensor if out.tensor is not None else torch.empty(0)
-
-    def get_or_compute(self, net, dataset: str, pair_ids: Sequence[str],
-                       compute: Callable[[np.ndarray], dict[str, torch.Tensor]], preprocessing="",
-                       block: int = 64, progress: bool | None = None) -> dict[str, torch.Tensor]:
-        """``{layer: (P, C)}`` float32 statistics of ``pair_ids`` in order, on the CPU: :meth:`fill`, then every
-        tap :meth:`read` (all of them in memory: for many taps read them one at a time instead)."""
-        self.fill(net, dataset, pair_ids, compute, preprocessing, block, progress)
-        return {layer: self.read(net, dataset, pair_ids, layer, compute, preprocessing, block)
-                for layer in net.layers}
 
     def flush_uses(self) -> None:
         """Add this store's hits and misses to the entries' ``uses.json`` (shown by `lossnets cache ls`)."""

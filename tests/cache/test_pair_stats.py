@@ -78,14 +78,18 @@ def test_pair_entries_keep_their_on_disk_form_and_a_new_store_reads_them(tmp_pat
         calls.append(len(at))
         return {layer: v[torch.from_numpy(at)] for layer, v in values.items()}
 
+    def stored(store, ids):
+        store.fill(_net(), "d", ids, compute, block=2)
+        return {layer: store.read(_net(), "d", ids, layer) for layer in values}
+
     url = str(tmp_path / "cache")
-    first = StatisticsStore(url, statistic="test", progress=False).get_or_compute(_net(), "d", ids, compute, block=2)
+    first = stored(StatisticsStore(url, statistic="test", progress=False), ids)
     metas = [json.loads(p.read_text()) for p in sorted((tmp_path / "cache" / "d-pairs").glob("*/*/meta.json"))]
     form = [(m["item_shape"], m["input_shape"], m["chunk_items"], m["codec"], m["key"]["dataset"], m["key"]["dtype"])
             for m in metas]
     assert form == [([c], [2], 1024, "zstd1", "d-pairs", "fp32") for c in (64, 512)]  # E, L
     store = StatisticsStore(url, statistic="test", progress=False)  # a new process
-    again = store.get_or_compute(_net(), "d", ids[::-1], compute)
+    again = stored(store, ids[::-1])
     assert calls == [2, 2, 1] and store.stats()["computed"] == 0 and store.stats()["disk_hits"] == 2 * 5
     for layer, v in values.items():
         assert torch.equal(first[layer], v) and torch.equal(again[layer], v.flip(0))
