@@ -76,7 +76,8 @@ class TapDistances(nn.Module):
           "warn" (once), "clamp" or "off"; see lossnets.input_contract.
         - ``resize``: a size or (H, W) the images are resized to (bilinear, antialiased) before the network;
           None: as they come. Images must be at least the smallest size each tap accepts (computed from the
-          model; the error says it).
+          model; the error says it). A model built for one size (ViT, MaxViT) resizes any input to that size
+          itself (its config says ``resize=224(bilinear)``).
         - ``amp``: None, "bf16" or "fp16" autocast; ``compile``: torch.compile the network; ``channels_last``:
           run it in channels-last memory format; ``seed``: of ``weights="random"``; ``normalize``: "imagenet"
           (the normalisation the weights expect) or "none".
@@ -148,14 +149,11 @@ class TapDistances(nn.Module):
         return probes
 
     def _check_size(self, what: str, size) -> None:
-        """Images of ``size`` (H, W) reach the network: refuse them if a tap needs larger ones (or, for a model
-        built for one size, another size)."""
+        """Images of ``size`` (H, W) reach the network: refuse them if a tap needs larger ones. A model built for one
+        size (ViT, MaxViT) takes any: the loss network resizes its inputs to that size (antialiased interpolation,
+        which works from 1x1 up; its config says ``resize=224(...)``)."""
         h, w = size
-        fixed = {p.max_side for p in self._probes.values() if p.max_side and (h, w) != (p.max_side, p.max_side)}
-        if fixed:
-            raise ValueError(f"{what} {h}x{w}: {self.arch} accepts {max(fixed)}x{max(fixed)} images only "
-                             f"(give resize={max(fixed)})")
-        small = {layer: p.min_side for layer, p in self._probes.items() if min(h, w) < p.min_side}
+        small = {layer: p.min_side for layer, p in self._probes.items() if not p.max_side and min(h, w) < p.min_side}
         if small:
             need = max(small.values())
             raise ValueError(f"{what} {h}x{w}, too small for {self.arch}'s tap(s) "
@@ -197,7 +195,8 @@ class TapDistances(nn.Module):
             parts.append("tap_weights=" + ",".join(f"{w:g}" for w in self.layer_weights))
         lo, hi = self.contract.input_range
         parts.append(f"range=[{lo:g},{hi:g}]" + (",clamped" if self.contract.range_check == "clamp" else ""))
-        parts.append("resize=" + ("x".join(map(str, self.resize)) if self.resize else "none"))
+        if self.resize or not self._loaded.net.fixed_size:  # else the network's own resize=SIZE(mode) says it
+            parts.append("resize=" + ("x".join(map(str, self.resize)) if self.resize else "none"))
         return " ".join(parts)
 
     def _on(self, device: torch.device) -> _Loaded:
