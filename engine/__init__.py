@@ -9,6 +9,7 @@ _PUBLIC = {  # name -> module that defines it
     "LossNetwork": "loss_network", "WeightsNotFoundError": "weights", **dict.fromkeys(
         ("LAYERS", "Architecture", "Tap", "all_taps", "architectures", "get_architecture", "resolve_archs"),
         "registry"),
+    **dict.fromkeys(("expand_layers", "relative_depth"), "catalog"),
 }
 __all__ = list(_PUBLIC)
 

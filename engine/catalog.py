@@ -1,8 +1,9 @@
 """The registry's data files read with the csv module alone: names and taps without importing torch.
 
 The study's 14 are the rows of ``data/architectures.csv`` (their Table II names in ``data/extraction_layers.csv``),
-the zoo every architecture of ``data/zoo_taps.csv``. registry.py builds its Architecture records on these; the
-command line's ``lossnets list`` prints them, so that it starts without torch.
+the zoo every architecture of ``data/zoo_taps.csv``, the block taps of each in ``data/zoo_blocks.csv`` (the block
+rule of block_rule.py). registry.py builds its Architecture records on these; the command line's ``lossnets list``
+prints them, so that it starts without torch.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ LAYERS = ("E", "S", "M", "L")
 # the lpips package's names of its networks, accepted everywhere an architecture is named
 ALIASES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
 LIST_COLUMNS = ("arch", "family", "layer", "paper_name", "module", "channels", "form", "stride", "rel_depth")
+BLOCK_COLUMNS = ("arch", "family", "block", "layer", "module", "kind", "channels", "form", "stride", "rel_depth")
+# names of the layers specs that stand for several taps (expand_layers)
+BLOCKS, STAGES = "blocks", "stages"
 RECIPE_COLUMNS = ("arch", "weights", "default", "acc1", "acc5", "gflops", "params", "fixed_size", "crop_size")
 
 
@@ -37,12 +41,17 @@ def _read(name: str) -> list[dict[str, str]]:
 
 
 @cache
-def zoo_rows() -> dict[str, list[dict[str, str]]]:
-    """data/zoo_taps.csv by architecture, in torchvision's order."""
+def _by_arch(name: str) -> dict[str, list[dict[str, str]]]:
+    """A data file's rows by architecture, in the file's order."""
     rows: dict[str, list[dict[str, str]]] = {}
-    for r in _read("zoo_taps.csv"):
+    for r in _read(name):
         rows.setdefault(r["arch"], []).append(r)
     return rows
+
+
+def zoo_rows() -> dict[str, list[dict[str, str]]]:
+    """data/zoo_taps.csv by architecture, in torchvision's order."""
+    return _by_arch("zoo_taps.csv")
 
 
 @cache
@@ -68,6 +77,45 @@ def taps(name: str) -> tuple[Tap, ...]:
 def _tap(r: dict[str, str], paper_name: str) -> Tap:
     return Tap(r["arch"], r["layer"], paper_name, r["module"], int(r["channels"]), r["form"], int(r["stride"]),
                float(r["rel_depth"]))
+
+
+@cache
+def blocks(name: str) -> tuple[Tap, ...]:
+    """The block taps of an architecture (name or alias), in trunk order, from data/zoo_blocks.csv: each named by
+    its module path (layer == module), paper_name its kind (the block's class name, "conv-ReLU" or "trunk end");
+    the last ends the trunk (rel_depth 1.0)."""
+    name = canonical(name)
+    return tuple(Tap(name, r["module"], r["kind"], r["module"], int(r["channels"]), r["form"], int(r["stride"]),
+                     float(r["rel_depth"])) for r in _by_arch("zoo_blocks.csv")[name])
+
+
+def layer_name(name: str, layer: str) -> str:
+    """The name rows and outputs give a tap: a registered tap's letter for its letter or module path (a block
+    at a stage tap's module is that stage tap), else ``layer`` itself."""
+    return next((t.layer for t in taps(canonical(name)) if layer in (t.layer, t.module)), layer)
+
+
+def expand_layers(name: str, specs) -> tuple[str, ...]:
+    """``specs`` (a layers spec or a sequence) with "blocks" replaced by the architecture's block taps (each by
+    layer_name: its module path, or the letter of the stage tap at that module) and "stages" by E, S, M, L;
+    anything else unchanged; order kept, duplicates dropped."""
+    specs = (specs,) if isinstance(specs, str) else tuple(specs)
+    out: list[str] = []
+    for spec in specs:
+        if spec == BLOCKS:
+            out += [layer_name(name, b.module) for b in blocks(name)]
+        else:
+            out += list(LAYERS) if spec == STAGES else [spec]
+    return tuple(dict.fromkeys(out))
+
+
+def relative_depth(name: str, layer: str) -> float | None:
+    """The relative depth (MACs up to the tap / MACs of the trunk) of a registered tap (letter or module path) or
+    block tap of an architecture; None for anything else (tap sets, ad-hoc module paths)."""
+    for t in taps(canonical(name)) + blocks(name):
+        if layer in (t.layer, t.module):
+            return t.rel_depth
+    return None
 
 
 def arch_fields(name: str) -> dict:
@@ -101,6 +149,14 @@ def list_rows(names=None) -> list[dict]:
     return [{"arch": t.arch, "family": arch_fields(a)["family"], "layer": t.layer, "paper_name": t.paper_name,
              "module": t.module, "channels": t.channels, "form": t.form, "stride": t.stride,
              "rel_depth": f"{t.rel_depth:.4f}"} for a in arch_names(names) for t in taps(a)]
+
+
+def block_list_rows(names=None) -> list[dict]:
+    """The rows ``lossnets list --blocks`` prints (BLOCK_COLUMNS), one per block tap of ``names`` (see arch_names):
+    ``layer`` is the name its rows carry (layer_name)."""
+    return [{"arch": a, "family": arch_fields(a)["family"], "block": i, "layer": layer_name(a, t.module),
+             "module": t.module, "kind": t.paper_name, "channels": t.channels, "form": t.form, "stride": t.stride,
+             "rel_depth": f"{t.rel_depth:.4f}"} for a in arch_names(names) for i, t in enumerate(blocks(a), start=1)]
 
 
 def recipe_rows(names=None) -> list[dict]:

@@ -17,7 +17,8 @@ import torch
 import torchvision
 from torch import nn
 
-from .catalog import ALIASES, LAYERS, Tap, arch_fields, arch_names, canonical, study_rows, taps, zoo_rows  # noqa: F401
+from .catalog import (ALIASES, LAYERS, Tap, arch_fields, arch_names, blocks, canonical, study_rows,  # noqa: F401
+                      taps, zoo_rows)
 from .recipes import Recipe, get_recipe, parse_spec, recipes
 from .tap_rule import form_of, trace, trace_size
 
@@ -71,10 +72,13 @@ class Architecture:
                          f"model (as named by torchvision.models.{self.name}().named_modules())")
 
     def resolve(self, layer: str) -> Tap:
-        """A registered tap by letter or path, or any other module path of the model as an ad-hoc tap."""
+        """A registered tap by letter or path, a block tap by its path (catalog.blocks), or any other module path
+        of the model as an ad-hoc tap."""
         try:
             return self.tap(layer)
         except ValueError:
+            if block := next((b for b in blocks(self.name) if b.module == layer), None):
+                return block
             if layer and layer in dict(meta_model(self).named_modules()):
                 return Tap(self.name, layer, layer, layer, form=_adhoc_form(self, layer))
             raise

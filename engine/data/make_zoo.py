@@ -6,7 +6,10 @@ recipes.csv: every member of every classifier's weights enum with torchvision's 
 zoo_taps.csv: per architecture its family, the fixed input side of the model built without weights (if any) and
 its taps: the study's Table II taps (extraction_layers.csv) for its 14, the tap rule's (engine/tap_rule.py) for the
 others, each with channels, stride, form and relative depth (MACs up to the tap / MACs of the trunk, at 224 or the
-fixed side), all traced on the meta device. Never imported at run time; tests/engine/test_zoo.py checks the files.
+fixed side), all traced on the meta device.
+zoo_blocks.csv: per architecture its block taps by the block rule (engine/block_rule.py), in trunk order (block 1 is
+the first), ending at the trunk's end, with kind, channels, stride, form and relative depth counted as the taps'.
+Never imported at run time; tests/engine/test_zoo.py and tests/engine/test_blocks.py check the files.
 """
 from __future__ import annotations
 
@@ -19,16 +22,17 @@ from pathlib import Path
 
 import torch
 import torchvision
+from tqdm import tqdm
 
-from lossnets.engine.profiler import count_macs
+from lossnets.engine.block_rule import derive_blocks, prefix_macs
 from lossnets.engine.recipes import FIELDS, torchvision_rows
 from lossnets.engine.registry import Architecture
 from lossnets.engine.tap_rule import derive, form_of, spatial, trace, trace_size
-from lossnets.engine.truncate import truncate
 
 DATA = Path(__file__).parent
 TAP_FIELDS = ("arch", "family", "fixed_size", "layer", "description", "module", "channels", "stride", "form",
               "rel_depth")
+BLOCK_FIELDS = ("arch", "block", "module", "kind", "channels", "stride", "form", "rel_depth")
 # torchvision's model families, named as their builders are: an architecture's family is the longest that
 # prefixes its name
 FAMILIES = ("alexnet", "convnext", "densenet", "efficientnet", "efficientnet_v2", "googlenet", "inception", "maxvit",
@@ -71,7 +75,8 @@ def study_taps() -> dict[str, list[tuple[str, str]]]:
     return taps
 
 
-def tap_rows(name: str, table_ii: list[tuple[str, str]] | None) -> list[dict[str, str]]:
+def arch_rows(name: str, table_ii: list[tuple[str, str]] | None) -> tuple[list[dict], list[dict]]:
+    """The architecture's rows of zoo_taps.csv and of zoo_blocks.csv."""
     fixed = fixed_size(name)
     model = bare(name, fixed).build(meta=True).eval()
     rule, trunk_end = derive(model, fixed)
@@ -85,10 +90,14 @@ def tap_rows(name: str, table_ii: list[tuple[str, str]] | None) -> list[dict[str
     else:
         taps = [(t.layer, t.description, t.module, t.channels, t.stride, t.form) for t in rule]
     x = torch.empty(1, 3, fixed or 224, fixed or 224, device="meta")
-    macs = {m: count_macs(truncate(model, {m: "t"}), x) for m in dict.fromkeys([t[2] for t in taps] + [trunk_end])}
-    return [dict(zip(TAP_FIELDS, (name, family(name), fixed or "", layer, desc, module, channels, stride, form,
-                                  f"{macs[module] / macs[trunk_end]:.4f}")))
-            for layer, desc, module, channels, stride, form in taps]
+    macs = prefix_macs(model, list(dict.fromkeys([t[2] for t in taps] + [trunk_end])), x)
+    tap_rows = [dict(zip(TAP_FIELDS, (name, family(name), fixed or "", layer, desc, module, channels, stride, form,
+                                      f"{macs[module] / macs[trunk_end]:.4f}")))
+                for layer, desc, module, channels, stride, form in taps]
+    block_rows = [dict(zip(BLOCK_FIELDS, (name, i, b.module, b.kind, b.channels, b.stride, b.form,
+                                          f"{b.rel_depth:.4f}")))
+                  for i, b in enumerate(derive_blocks(model, trunk_end, fixed), start=1)]
+    return tap_rows, block_rows
 
 
 def render(fields, rows) -> str:
@@ -104,9 +113,11 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
     args = p.parse_args(argv)
     study = study_taps()
+    rows = [arch_rows(a, study.get(a)) for a in tqdm(torchvision.models.list_models(module=torchvision.models),
+                                                      desc="tracing on meta", unit="arch")]
     files = {"recipes.csv": render(FIELDS, torchvision_rows(recipe_fixed_size)),
-             "zoo_taps.csv": render(TAP_FIELDS, [r for a in torchvision.models.list_models(module=torchvision.models)
-                                                 for r in tap_rows(a, study.get(a))])}
+             "zoo_taps.csv": render(TAP_FIELDS, [r for taps, _ in rows for r in taps]),
+             "zoo_blocks.csv": render(BLOCK_FIELDS, [r for _, blocks in rows for r in blocks])}
     stale = [n for n, text in files.items() if not (DATA / n).is_file() or (DATA / n).read_text() != text]
     if args.check:
         print("stale: " + ", ".join(stale) if stale else "up to date")

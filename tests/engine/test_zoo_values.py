@@ -31,8 +31,14 @@ def documented(form: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def hooked(model, modules, x):
+    """Outputs of ``modules``, cloned as they appear (the hooks return None: the model's own outputs stay, so that
+    its later in-place ops, DenseNet's ReLU after norm5, do not write into the clones)."""
     named, outs = dict(model.named_modules()), {}
-    hooks = [named[m].register_forward_hook(lambda mod, i, o, m=m: outs.setdefault(m, o.clone())) for m in modules]
+    def keep(m):
+        def hook(module, inputs, output):
+            outs.setdefault(m, output.clone())
+        return hook
+    hooks = [named[m].register_forward_hook(keep(m)) for m in modules]
     with torch.no_grad():
         model(x)
     for h in hooks:
