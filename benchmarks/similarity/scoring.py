@@ -101,6 +101,6 @@ def perceptual_score(rows: list[dict]) -> list[dict]:
 
 def score_set(stats: PairStatistics, s: TapSet, weights=None) -> list[dict]:
     """The score rows of the tap set ``s`` from ``stats``, with channel ``weights`` (None: the baseline); the
-    ``kumar`` preset adds its Perceptual Score."""
+    ``kumar`` preset's baseline, Kumar et al.'s protocol, adds its Perceptual Score."""
     rows = score(Distances(stats.data, {s.name: stats.distances(s, weights)}))
-    return rows + perceptual_score(rows) if s.name == KUMAR_PRESET else rows
+    return rows + perceptual_score(rows) if s.name == KUMAR_PRESET and weights is None else rows

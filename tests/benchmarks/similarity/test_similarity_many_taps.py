@@ -125,6 +125,7 @@ def test_rescoring_from_the_store_builds_no_network(root, data, tmp_path):
     weighted = rows[rows["lin"] != "none"].set_index(["layer", "dataset", "metric"])["value"]
     baseline = rows[rows["lin"] == "none"].set_index(["layer", "dataset", "metric"])["value"]
     assert weighted.equals(baseline.loc[weighted.index])  # all-ones lin weights are the baseline
+    assert len(baseline) == len(weighted) + 1  # the Perceptual Score is the baseline's only (Kumar's protocol)
 
 
 def test_the_command_scores_the_kumar_preset(root, tmp_path):
