@@ -7,7 +7,8 @@ already allocated when the run is planned) and the activations of one training s
 another), measured by a dry run of the task's loss and its backward pass on the meta device, through the loss
 network cut at all of its taps (the deepest tap's step, the largest). Validation batches are not counted.
 
-When every tap does not fit in the memory available now (with HEADROOM), the taps run in rounds, in order: a
+When every tap does not fit in the memory available now (with HEADROOM; on a CPU divided by CPU_OVERHEAD, what the
+process's peak RSS was measured to take beyond its tensors), the taps run in rounds, in order: a
 round's models train together, then drop their gradients and optimiser state (their parameters and best
 checkpoints stay for the scoring). A tap that does not fit even alone is a :class:`DoesNotFit` error.
 """
@@ -25,6 +26,9 @@ from lossnets.engine.profiler import PeakTensorMemory
 from lossnets.errors import ConfigError
 
 HEADROOM = 0.9  # plan within this share of the memory available (allocator slack, validation, the data)
+# a CPU process's peak RSS rose this much over the tensors a run allocates (glibc's arenas keep freed activations,
+# oneDNN's buffers): measured 1.7x-2.7x on superres with resnet18's block taps at 96 and 192 px (T_memory notes)
+CPU_OVERHEAD = 2.5
 GIB = 2**30
 
 
@@ -100,7 +104,8 @@ class MemoryPlan:
     """The estimate of a lockstep run and its rounds (lists of taps, in order) within ``available`` bytes."""
     benchmark: str
     device: torch.device
-    available: int
+    available: int  # bytes of tensors planned within
+    free: int | None  # the device's free memory that ``available`` came from (None: given by the caller)
     step: int  # activations of one training step (the largest)
     taps: tuple[TapCost, ...]
     rounds: tuple[tuple[TapCost, ...], ...]
@@ -116,7 +121,10 @@ class MemoryPlan:
         return (f"{len(self.taps)} tap(s) of {archs} need an estimated {_gib(self.need)} on {self.device} (per tap up "
                 f"to {_gib(per)}: model, gradients, Adam state, targets of one batch"
                 f"{', best checkpoint' if self.device.type == 'cpu' else ''}; one step's activations "
-                f"{_gib(self.step)}), {_gib(self.available)} available")
+                f"{_gib(self.step)}), {_gib(self.available)} available for tensors" + (
+                    f" (of {_gib(self.free)} free: x{HEADROOM}" + (f", /{CPU_OVERHEAD} for a CPU process's allocator "
+                                                                   "overhead" if self.device.type == "cpu" else "")
+                    + ")" if self.free is not None else ""))
 
 
 def _rounds(taps: list[TapCost], budget: int, step: int, device: torch.device) -> list[tuple[TapCost, ...]]:
@@ -132,10 +140,12 @@ def _rounds(taps: list[TapCost], budget: int, step: int, device: torch.device) -
 
 def plan(nets: list[LossNetwork], task, *, seed: int = 0, available: int | None = None) -> MemoryPlan:
     """Estimate the memory of training ``task`` in lockstep on every tap of ``nets`` and split the taps into
-    rounds that fit ``available`` bytes (default: what the device has free now, times HEADROOM); DoesNotFit when a
-    round of one tap does not."""
+    rounds that fit ``available`` bytes of tensors (default: what the device has free now, times HEADROOM, divided
+    by CPU_OVERHEAD on a CPU); DoesNotFit when a round of one tap does not."""
     device = nets[0].device
-    available = int(HEADROOM * available_bytes(device)) if available is None else available
+    free = available_bytes(device) if available is None else None
+    if free is not None:
+        available = int(HEADROOM * free / (CPU_OVERHEAD if device.type == "cpu" else 1))
     model = task.build_model(seed, torch.device("meta"))
     params = _nbytes(model.parameters())
     checkpoint = params + _nbytes(model.buffers())
@@ -146,7 +156,7 @@ def plan(nets: list[LossNetwork], task, *, seed: int = 0, available: int | None 
         step = max(step, peak)
         taps += [TapCost(net, layer, params, checkpoint, targets[layer]) for layer in net.layers]
     rounds = _rounds(taps, available, step, device)
-    result = MemoryPlan(task.name, device, available, step, tuple(taps), tuple(rounds))
+    result = MemoryPlan(task.name, device, available, free, step, tuple(taps), tuple(rounds))
     kept = 0
     for r in rounds:
         if len(r) == 1 and kept + step + r[0].during(device) > available:

@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
+from .catalog import expand_layers
 from .forms import cut
 from .loss_network import LossNetwork
 from .registry import architectures, get_architecture, meta_model, resolve_archs, zoo
@@ -43,27 +44,31 @@ def count_macs(module: nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops() // 2
 
 
-def model_at(arch, size: int):
-    """The meta model that takes ``size`` x ``size`` inputs: a fixed-size model (ViT) built for that size."""
-    return meta_model(arch, size if arch.fixed_size else None)
+def net_size(arch, size: int) -> int:
+    """The side a loss network runs at for ``size`` x ``size`` images: its model's fixed size where it has one (ViT,
+    MaxViT: LossNetwork resizes the images to it, for random weights the builder's 224), else ``size``."""
+    return arch.fixed_size or size
 
 
 def macs_to_taps(arch_name: str, layers, size: int = 224) -> int:
-    """MACs at ``size`` of one pass of the network cut at all of ``layers`` (letters or module paths; a tap
-    set's cost), on the meta device."""
+    """MACs for ``size`` x ``size`` images of one pass of the network cut at all of ``layers`` (letters or module
+    paths; a tap set's cost), on the meta device (a fixed-size model at its own size, see net_size)."""
     arch = get_architecture(arch_name)
     taps = [arch.resolve(layer) for layer in layers]
-    prefix = truncate(model_at(arch, size), {t.module: t.layer for t in taps})
-    return count_macs(prefix, torch.empty(1, 3, size, size, device="meta"))
+    prefix = truncate(meta_model(arch), {t.module: t.layer for t in taps})
+    side = net_size(arch, size)
+    return count_macs(prefix, torch.empty(1, 3, side, side, device="meta"))
 
 
 def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
-    """Everything that needs no weights: params to the tap, depth, MACs at ``size``, tap shape."""
+    """Everything that needs no weights: params to the tap, depth, MACs for ``size`` x ``size`` images (at
+    ``net_size``, the side the network runs at), tap shape."""
     arch = get_architecture(arch_name)
-    full = model_at(arch, size)
+    full = meta_model(arch)
     tap = arch.resolve(layer)
     prefix = cut(full, [tap])
-    x = torch.empty(1, 3, size, size, device="meta")
+    side = net_size(arch, size)
+    x = torch.empty(1, 3, side, side, device="meta")
     macs = count_macs(prefix, x)
     out = prefix(x)[tap.layer]
     return {
@@ -71,7 +76,7 @@ def static_profile(arch_name: str, layer: str, size: int = 224) -> dict:
         "params": sum(p.numel() for p in prefix.parameters()),
         "params_total": sum(p.numel() for p in full.parameters()),
         "depth": depth(prefix), "macs": macs, "flops": 2 * macs,
-        "channels": out.shape[1], "features": out[0].numel(),
+        "channels": out.shape[1], "features": out[0].numel(), "net_size": side,
     }
 
 
@@ -130,8 +135,9 @@ def measure(net: LossNetwork, size: int, batch: int, min_time: float = 0.5, min_
 
 def profile(archs=None, layers=("E", "S", "M", "L"), size: int = 224, batch: int = 32, device=None,
             amp=None, compile: bool = False, progress: bool = True) -> pd.DataFrame:
-    """One row per loss network: static figures plus measured throughput and peak memory."""
-    cells = [(a, layer) for a in resolve_archs(archs) for layer in layers]
+    """One row per loss network: static figures plus measured throughput and peak memory (``layers``: see
+    engine.expand_layers, ``blocks`` and ``stages`` expand per architecture)."""
+    cells = [(a, layer) for a in resolve_archs(archs) for layer in expand_layers(a, layers)]
     rows = []
     for a, layer in tqdm(cells, desc="profile", disable=not progress):
         row = static_profile(a, layer, size)
