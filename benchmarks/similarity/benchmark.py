@@ -2,10 +2,12 @@
 
 Every tap of an architecture comes from one forward pass, which yields the per-channel statistics of every
 image pair (``statistics.py``); each metric is then a weighted sum of them: a tap or a tap set (taps summed,
-``E+S+M+L``, ``lpips``), with all channel weights 1 (the paper's baseline) or LPIPS lin weights (shipped,
-from a file, or learned here: ``lin_training.py``). With a cache the statistics are stored beside the
-features, so a rerun with other weights reads kilobytes per pair. Scoring is the ``lpips`` package's
-(``scoring.py``); ``2afc/val`` is the unweighted mean of the 2AFC subsets, ``jnd/val`` the pooled JND pairs.
+``E+S+M+L``, ``lpips``; or averaged: ``kumar``, Kumar et al.'s mean ensemble), with all channel weights 1 (the
+paper's baseline) or LPIPS lin weights (shipped, from a file, or learned here: ``lin_training.py``). With a cache
+the statistics are stored beside the features, so a rerun with other weights reads kilobytes per pair; they are
+scored one tap at a time, so many taps (every block) take about one tap's memory. Scoring is the ``lpips``
+package's (``scoring.py``); ``2afc/val`` is the unweighted mean of the 2AFC subsets, ``jnd/val`` the pooled JND
+pairs, and ``kumar`` adds its ``perceptual_score`` (100 x its ``2afc/val``).
 """
 from __future__ import annotations
 
@@ -40,8 +42,8 @@ def run(net, data, *, layers=None, lin=None, subsets=None, cache=None, batch_siz
         training: LinTraining | dict | None = None, out_dir=None, progress: bool = True) -> pd.DataFrame:
     """Tidy rows (benchmark, arch, layer, weights, dataset, metric, value, n, lin, data, config) per tap set.
 
-    ``layers``: tap sets (``E``, ``E+S+M+L``, ``lpips``; default each tap of ``net``), all of whose taps ``net``
-    must have. Every tap set gets its baseline rows (``lin`` = "none"); ``lin`` adds rows scored with channel
+    ``layers``: tap sets (``E``, ``E+S+M+L``, ``lpips``, ``kumar``; default each tap of ``net``), all of whose taps
+    ``net`` must have. Every tap set gets its baseline rows (``lin`` = "none"); ``lin`` adds rows scored with channel
     weights: "lpips" (to the tap set lpips of the networks lpips has weights for; elsewhere a warning says only
     the baseline is scored), a file or folder of lin weights (see :func:`~lossnets.engine.lin_weights.resolve_lin`), or
     "train" (learned on the set's ``2afc/train`` split with ``training``, a LinTraining or a dict of its fields,
