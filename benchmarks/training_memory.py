@@ -15,6 +15,7 @@ checkpoints stay for the scoring). A tap that does not fit even alone is a :clas
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,16 +88,22 @@ class TapCost:
 
 def _dry_run(net: LossNetwork, task, batch, seed: int) -> tuple[int, dict[str, int]]:
     """Peak bytes of one step's loss and backward pass through ``net`` cut at all its taps, and each tap's target
-    bytes, on the meta device (nothing allocated, no weights loaded)."""
+    bytes, on the meta device (nothing allocated, no weights loaded); 0 for the step, with a warning, where the
+    task's loss cannot run there."""
     body = cut(net.arch.build(net.fixed_size, meta=True), net.taps)
     model = task.build_model(seed, torch.device("meta"))
     inputs, images = _meta(batch.inputs), batch.target.to("meta").float()
     with torch.no_grad():
         targets = body(net.resize(images))
-    first = net.layers[0]
-    with PeakTensorMemory(device="meta") as mode:
-        task.loss(model, inputs, lambda x: body(net.resize(x))[first], targets[first]).backward()
-    return mode.peak, {k: v.numel() * 4 for k, v in targets.items()}
+    first, sizes = net.layers[0], {k: v.numel() * 4 for k, v in targets.items()}
+    try:
+        with PeakTensorMemory(device="meta") as mode:
+            task.loss(model, inputs, lambda x: body(net.resize(x))[first], targets[first]).backward()
+    except (RuntimeError, NotImplementedError) as e:  # a loss that reads values (.item(), data-dependent branches)
+        warnings.warn(f"{task.name}: its loss does not run on the meta device ({str(e).splitlines()[0]}); the "
+                      "memory estimate leaves out one training step's activations", stacklevel=4)
+        return 0, sizes
+    return mode.peak, sizes
 
 
 @dataclass(frozen=True)

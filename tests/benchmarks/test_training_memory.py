@@ -67,3 +67,15 @@ def test_a_tap_that_does_not_fit_alone_is_a_clear_error():
     for part in ("denoise:", "2 tap(s) of squeezenet1_1", "available", "one tap alone (squeezenet1_1 E)",
                  "--batch", "--layers"):
         assert part in msg, msg
+
+
+def test_a_loss_that_reads_values_is_estimated_without_its_step():
+    class Reads(Denoise):
+        def loss(self, model, noisy, features, target):
+            loss = super().loss(model, noisy, features, target)
+            return loss if loss.item() >= 0 else -loss  # a value: not on the meta device
+
+    net = LossNetwork("squeezenet1_1", ("E",), weights="random", device="cpu")
+    with pytest.warns(UserWarning, match="denoise: its loss does not run on the meta device"):
+        plan = training_memory.plan([net], Reads())
+    assert plan.step == 0 and plan.need == plan.taps[0].during(net.device)
