@@ -1,14 +1,12 @@
-"""The report of a run: architecture ranking (paper Table III), best tap (Table IV), metric against
-ImageNet accuracy and against MACs (Figs. 4-5), and every figure beside the published one.
+"""The report of a run: architecture ranking (paper Table III), best tap (Table IV), the per-benchmark tables
+(V-XI), metric against ImageNet accuracy and against MACs (Figs. 4-5), the weights study, the learned metric, the
+depth study (depth_report.py), Kumar et al.'s accuracy against perceptual score (kumar_report.py), the Table III
+attributes against score (attribute_report.py), and every figure beside the published one.
 
-``write_report(RUN_DIR)`` writes ``RUN_DIR/report/``: report.md, report.html, ranking.csv,
-best_tap.csv, comparison.csv and the PNG plots.
+``write_report(RUN_DIR)`` writes ``RUN_DIR/report/``: report.md and report.html (the same sections, one
+description: report_format.py), ranking.csv, best_tap.csv, comparison.csv, the new sections' CSVs and the PNG plots.
 
-Scores. A *performance score* is one (benchmark, dataset, metric) of the table. Where the run holds
-scores that the paper reports (rows name their benchmarks as the paper does, ``superres_x4``; its datasets
-mapped onto the paper's: similarity ``2afc/val`` -> ``bapps/2afc``, ``jnd/val`` -> ``bapps/jnd``; see
-``results.py``), only those are ranked (so per-subset rows do not outweigh the aggregate); a
-benchmark with no paper scores ranks all of its scores.
+Scores: see scores.py (only the paper's scores of a benchmark that has any are ranked).
 
 Ranking rule (the paper's Table III, Sec. V-A). For each score, each architecture is represented by its
 best extraction layer (highest value; lowest for error-like metrics), and architectures are ranked
@@ -23,24 +21,19 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .results import ROW_NAMES, baseline, paper_dataset, paper_results, paper_values
+from .report_format import Section, Table, column_decimals, inline_html, number, slug, to_html, to_markdown
+from .results import ROW_NAMES, baseline, paper_results, paper_values, write_csv_atomic
+from .scores import (BENCHMARK_ORDER, arch_order, best_per_arch, group_of, layer_sorted, score_name, score_rows, sign,
+                     single_taps)
 from .weights_study import is_random, random_minus_imagenet, rank_agreement, scheme_ranks, seed_cells, weights_source
 
-LOWER_IS_BETTER = {"lpips", "mse", "loss", "error", "distance", "rmse"}
 KEY = ["benchmark", "arch", "layer", "dataset", "metric"]
-# the paper's benchmarks 1-4 in the order of its tables' columns (superres: x4 and x8 pooled, as in Table III)
-BENCHMARK_ORDER = tuple(dict.fromkeys(group for group, _ in ROW_NAMES.values()))
-
-
-def group_of(benchmark: str) -> str:
-    """The paper's benchmark a row name belongs to (``superres_x8`` -> ``superres``); others their own."""
-    return ROW_NAMES.get(benchmark, (benchmark, ""))[0]
+RANK_DECIMALS = 2  # mean ranks, in every table
 
 
 def load_table(run_dir) -> pd.DataFrame:
@@ -52,11 +45,6 @@ def load_table(run_dir) -> pd.DataFrame:
         from .cells import RunFolder
         return RunFolder(p).write_table()
     return pd.read_csv(p / "results.csv")
-
-
-def with_paper_dataset(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``paper_dataset``: our dataset names mapped onto the paper table's."""
-    return df.assign(paper_dataset=[paper_dataset(b, d) for b, d in zip(df["benchmark"], df["dataset"].astype(str))])
 
 
 def compare(df: pd.DataFrame) -> pd.DataFrame:
@@ -76,38 +64,6 @@ def _synthetic_rows(df: pd.DataFrame) -> pd.Series:
     return s
 
 
-def score_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows that are ranked (see the module doc), with ``paper_dataset`` and ``group`` (the paper's benchmark,
-    superres x4 and x8 pooled)."""
-    df = with_paper_dataset(df)
-    paper = paper_results()
-    known = set(zip(paper["benchmark"], paper["dataset"], paper["metric"]))
-    in_paper = pd.Series([k in known for k in zip(df["benchmark"], df["paper_dataset"], df["metric"])],
-                         index=df.index, dtype=bool)
-    has_paper = in_paper.groupby(df["benchmark"]).transform("any")
-    out = df[in_paper | ~has_paper].copy()
-    out["group"] = out["benchmark"].map(group_of)
-    return out
-
-
-def _higher_is_better(metric: str) -> bool:
-    return str(metric).lower() not in LOWER_IS_BETTER
-
-
-def best_per_arch(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per score and architecture the best single tap (tap sets are no loss network of the paper's) and its value
-    (mean over repeated rows, e.g. seeds)."""
-    from lossnets.engine.tap_sets import is_tap_set
-    scores = scores[~scores["layer"].astype(str).map(is_tap_set)]
-    keys = ["group", "benchmark", "paper_dataset", "metric", "arch"]
-    mean = scores.groupby(keys + ["layer"], sort=False)["value"].mean().reset_index()
-    mean["sign"] = mean["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
-    mean["signed"] = mean["value"] * mean["sign"]
-    mean = mean.dropna(subset=["signed"])
-    idx = mean.groupby(keys, sort=False)["signed"].idxmax()
-    return mean.loc[idx, keys + ["layer", "value", "signed"]].reset_index(drop=True)
-
-
 def ranking(df: pd.DataFrame, *, scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean rank per architecture and benchmark group, and ``all`` (see the module doc); sorted by ``all``."""
     scores = score_rows(df) if scores is None else scores
@@ -121,7 +77,7 @@ def ranking(df: pd.DataFrame, *, scores: pd.DataFrame | None = None) -> pd.DataF
     groups = sorted(dict.fromkeys(scores["group"]), key=lambda g: order.get(g, len(order)))
     per = per.reindex(columns=groups)
     per["all"] = per.mean(axis=1, skipna=False)  # only for architectures that ran every benchmark
-    return per.sort_values(["all", *groups], na_position="last").reset_index()
+    return per.sort_values(["all", *groups], na_position="last").rename_axis(columns=None).reset_index()
 
 
 def paper_ranking(df: pd.DataFrame) -> pd.DataFrame:
@@ -144,42 +100,45 @@ def best_taps(df: pd.DataFrame) -> pd.DataFrame:
     if scores.empty:
         return pd.DataFrame(columns=["arch"])
     ours = best_per_arch(scores)
-    ours["score"] = ours["benchmark"] + " " + ours["paper_dataset"] + " " + ours["metric"]
+    ours["score"] = score_name(ours)
     table = ours.pivot(index="arch", columns="score", values="layer")
     paper = paper_results().rename(columns={"dataset": "paper_dataset"})
     paper["group"] = paper["benchmark"].map(group_of)
     pbest = best_per_arch(paper)
-    pbest["score"] = pbest["benchmark"] + " " + pbest["paper_dataset"] + " " + pbest["metric"]
+    pbest["score"] = score_name(pbest)
     pbest = pbest[pbest["score"].isin(table.columns) & pbest["arch"].isin(table.index)]
     ptable = pbest.pivot(index="arch", columns="score", values="layer")
     for col in ptable.columns:
         table[col] = [f"{o if isinstance(o, str) else '-'} (paper {p})" if isinstance(p, str) else o
                       for o, p in zip(table[col], ptable[col].reindex(table.index))]
-    return table.reindex(index=[a for a in _arch_order() if a in table.index]).reset_index()
+    table = table.reindex(index=[a for a in arch_order() if a in table.index])
+    return table.rename_axis(index="arch", columns=None).reset_index()
 
 
 def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The paper's per-benchmark tables (V-XI): per ranked score, architectures (rows) by taps (columns), each
     cell ``ours (paper)`` (the mean over repeated rows; over several seeds ``mean ± std (n=seeds)`` of the seeds'
-    means; the paper's figure where it reports one)."""
+    means; the paper's figure where it reports one), every number of a table at one precision."""
     scores = score_rows(df)
     paper = paper_results().set_index(["benchmark", "dataset", "metric", "arch", "layer"])["value"]
-    tables, layers = {}, _layer_sorted(scores["layer"])
+    tables, layers = {}, layer_sorted(scores["layer"])
     order = {b: i for i, b in enumerate(ROW_NAMES)}
     scores = scores.sort_values("benchmark", key=lambda b: b.map(lambda x: order.get(x, len(order))), kind="stable")
     for (pb, pd_, metric), s in scores.groupby(["benchmark", "paper_dataset", "metric"], sort=False):
         seeds = s["seed"] if "seed" in s.columns else pd.Series(0, index=s.index)
         per_seed = s.assign(seed=seeds).groupby(["arch", "layer", "seed"])["value"].mean()
         stats = per_seed.groupby(["arch", "layer"]).agg(["mean", "std", "count"])
+        places = column_decimals(stats["mean"])
         cells = {}
         for (arch, layer), (v, sd, n) in stats.iterrows():
             ref = paper.get((pb, pd_, metric, arch, layer))
-            spread = f" ± {_fmt(float(sd))} (n={int(n)})" if n > 1 else ""
-            cells[arch, layer] = _fmt(float(v)) + spread + (f" ({_fmt(float(ref))})" if ref is not None else "")
+            spread = f" ± {number(sd, places)} (n={int(n)})" if n > 1 else ""
+            cells[arch, layer] = number(v, places) + spread + (f" ({number(ref, places)})" if ref is not None else "")
         table = pd.Series(cells).unstack()
-        table = table.reindex(index=[a for a in _arch_order() if a in table.index],
-                              columns=layers).fillna("-")
-        tables[f"{ROW_NAMES.get(pb, ('', pb))[1]}: {pb} {pd_} {metric}"] = table.rename_axis("arch").reset_index()
+        table = table.reindex(index=[a for a in arch_order() if a in table.index],
+                              columns=[x for x in layers if x in table.columns]).fillna("-")
+        tables[f"{ROW_NAMES.get(pb, ('', pb))[1]}: {pb} {pd_} {metric}"] = table.rename_axis(
+            index="arch", columns=None).reset_index()
     return tables
 
 
@@ -193,15 +152,11 @@ def primary_weights(df: pd.DataFrame) -> str:
 def weights_study(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The section "Architecture against weights" (``weights_study``) of a run with several weights sources or
     seeds: its tables by name, none for a run with one source and one seed."""
-    from lossnets.engine.tap_sets import is_tap_set
-    rows = score_rows(df)
-    rows = rows[~rows["layer"].astype(str).map(is_tap_set)]
+    rows = single_taps(score_rows(df))
     seeds = rows["seed"] if "seed" in rows.columns else pd.Series(0, index=rows.index)
     if rows.empty or (weights_source(rows["weights"]).nunique() < 2 and seeds.nunique() < 2):
         return {}
-    sign = rows["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
-    rows = rows.assign(score=rows["benchmark"] + " " + rows["paper_dataset"] + " " + rows["metric"],
-                       signed=rows["value"] * sign, seed=seeds)
+    rows = rows.assign(score=score_name(rows), signed=rows["value"] * sign(rows["metric"]), seed=seeds)
     cells = seed_cells(rows)
     tables = {"seeds": cells[is_random(cells["source"])].drop(columns="signed"),
               "random_minus_imagenet": random_minus_imagenet(cells), "rank_agreement": rank_agreement(rows),
@@ -233,19 +188,8 @@ def learned_metric(df: pd.DataFrame) -> pd.DataFrame:
     table.columns = [f"{d} {v}" for v, d in table.columns]
     cols = [f"{d} {v}" for d in ("2afc/val", "jnd/val") for v in ("baseline", "weighted", "gain")]
     table = table.reindex(columns=[c for c in cols if c in table.columns]).reset_index()
-    order = {**{a: i for i, a in enumerate(_arch_order())}, **{k: i for i, k in enumerate(_layer_sorted(table["layer"]))}}
+    order = {**{a: i for i, a in enumerate(arch_order())}, **{k: i for i, k in enumerate(layer_sorted(table["layer"]))}}
     return table.sort_values(["arch", "layer"], key=lambda c: c.map(order)).reset_index(drop=True)
-
-
-def _layer_sorted(layers) -> list[str]:
-    order = {k: i for i, k in enumerate("ESML")}
-    return sorted(set(map(str, layers)), key=lambda x: (order.get(x, 9), x))
-
-
-def _arch_order() -> list[str]:
-    """The study's 14 in the paper's order, then the rest of the zoo in torchvision's."""
-    from lossnets.engine.registry import architectures, zoo
-    return list(dict.fromkeys([*architectures(), *zoo()]))
 
 
 # -------------------------------------------------------------------------------------------- plots
@@ -263,7 +207,6 @@ def tap_macs(pairs, size: int = 224) -> pd.DataFrame:
 
 def _macs_cached(df: pd.DataFrame, out: Path) -> pd.DataFrame:
     """tap_macs for the run's taps, kept in OUT/macs.csv so that a second report does not profile again."""
-    from .results import write_csv_atomic
     want = set(zip(df["arch"].astype(str), df["layer"].astype(str)))
     path = out / "macs.csv"
     have = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["arch", "layer", "macs"])
@@ -275,10 +218,6 @@ def _macs_cached(df: pd.DataFrame, out: Path) -> pd.DataFrame:
     return have
 
 
-def _slug(*parts) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", "_".join(map(str, parts))).strip("_")
-
-
 def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -> list[Path]:
     """Per ranked score: metric against MACs per loss network (Fig. 4) and the best tap per
     architecture against ImageNet top-1 (Fig. 5), the paper's figures in grey beside ours."""
@@ -288,8 +227,6 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
     import matplotlib.ticker
 
     from lossnets.engine.profiler import MANY, arch_color, legend_labels
-    from lossnets.engine.registry import zoo
-    archs = zoo()
     scores = score_rows(df)
     if scores.empty:
         return []
@@ -314,50 +251,46 @@ def plot_scores(df: pd.DataFrame, out: Path, macs: pd.DataFrame | None = None) -
         ax.set(xlabel="MACs up to the tap at 224x224", ylabel=metric, title=f"{pb} {pd_}: {metric} against MACs")
         ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
-        f1 = out / f"macs_{_slug(pb, pd_, metric)}.png"
+        f1 = out / f"macs_{slug(pb, pd_, metric)}.png"
         fig.savefig(f1, dpi=110)
         plt.close(fig)
-
-        best = best_per_arch(s.assign(group=s["group"]))
-        best["top1"] = best["arch"].map(lambda a: archs[a].imagenet_top1 if a in archs else math.nan)
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        if len(ref):
-            rb = best_per_arch(ref.rename(columns={"dataset": "paper_dataset"})
-                               .assign(group=pb))
-            rb["top1"] = rb["arch"].map(lambda a: archs[a].imagenet_top1 if a in archs else math.nan)
-            ax.scatter(rb["top1"], rb["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")
-        ax.scatter(best["top1"], best["value"], c="C0", label="this run")
-        for _, r in best.iterrows() if len(best) <= MANY else ():  # beyond, names would hide the points
-            ax.annotate(f"{r['arch']} {r['layer']}", (r["top1"], r["value"]), fontsize=6,
-                        xytext=(3, 3), textcoords="offset points")
-        ax.set(xlabel="ImageNet top-1 (%)", ylabel=f"{metric} (best tap)",
-               title=f"{pb} {pd_}: best tap against ImageNet accuracy")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        f2 = out / f"imagenet_{_slug(pb, pd_, metric)}.png"
-        fig.savefig(f2, dpi=110)
-        plt.close(fig)
+        f2 = out / f"imagenet_{slug(pb, pd_, metric)}.png"
+        _plot_imagenet(s, ref, f2, (pb, pd_, metric))
         files += [f1, f2]
     return files
 
 
+def _plot_imagenet(s: pd.DataFrame, ref: pd.DataFrame, path: Path, score: tuple[str, str, str]) -> None:
+    """Fig. 5 of one score: the best tap per architecture against the ImageNet top-1 of the architecture's recipe
+    that ``imagenet`` names; names where they fit (labels.py), the best and worst architectures first."""
+    import matplotlib.pyplot as plt
+
+    from lossnets.engine.registry import zoo
+
+    from .labels import place_labels
+    archs = zoo()
+    top1 = lambda a: archs[a].imagenet_top1 if a in archs else math.nan  # noqa: E731
+    best = best_per_arch(s)
+    best["top1"] = best["arch"].map(top1)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    if len(ref):
+        rb = best_per_arch(ref.rename(columns={"dataset": "paper_dataset"}).assign(group=score[0]))
+        rb["top1"] = rb["arch"].map(top1)
+        ax.scatter(rb["top1"], rb["value"], facecolors="none", edgecolors="0.6", label="paper (ImageNet weights)")
+    ax.scatter(best["top1"], best["value"], c="C0", s=14, label="this run")
+    ax.set(xlabel="ImageNet top-1 (%)", ylabel=f"{score[2]} (best tap)",
+           title=f"{score[0]} {score[1]}: best tap against ImageNet accuracy")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    ranked = best.dropna(subset=["top1"]).sort_values("signed", ascending=False)
+    order = list(dict.fromkeys([*ranked.index[:3], *ranked.index[::-1][:3], *ranked.index]))
+    pick = ranked.loc[order]
+    place_labels(ax, pick["top1"], pick["value"], pick["arch"] + " " + pick["layer"].astype(str))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------ writing
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "_(no rows)_\n"
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def caveats(df: pd.DataFrame) -> list[str]:
@@ -377,121 +310,128 @@ def caveats(df: pd.DataFrame) -> list[str]:
 
 def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
     """Write the report of a run (or of a results CSV) to ``out`` (default RUN_DIR/report)."""
-    from .results import write_csv_atomic
     run_dir = Path(run_dir)
     df = load_table(run_dir)
     out = Path(out) if out else (run_dir.parent if run_dir.is_file() else run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     if df.empty:
         raise ValueError(f"{run_dir} holds no finished cells: nothing to report")
-    learned = learned_metric(df)
     every = baseline_rows(df)  # of every weights source; the tables below show one (see primary_weights)
-    study, primary = weights_study(every), primary_weights(every)
-    df = every[weights_source(every["weights"]) == primary]
-    ours, theirs = ranking(df), paper_ranking(df)
-    side = ours.merge(theirs, on="arch", how="left", suffixes=("", " (paper)"))
-    cols = ["arch"] + [c for g in ours.columns[1:] for c in (g, f"{g} (paper)") if c in side.columns]
-    side = side[cols]
-    taps = best_taps(df)
-    comp = compare(every)
-    write_csv_atomic(side, out / "ranking.csv")
-    write_csv_atomic(taps, out / "best_tap.csv")
-    write_csv_atomic(comp, out / "comparison.csv")
-    files = plot_scores(df, out, macs=_macs_cached(df, out)) if plots else []
-
+    primary = primary_weights(every)
+    main = every[weights_source(every["weights"]) == primary]
     warn = caveats(every)
-    md = ["# lossnets report", ""]
-    for w in warn:
-        md += [f"> **WARNING: {w}**", ">"]
-    if warn:
-        md += [""]
-    md += [f"Run: `{run_dir}`; {len(every)} rows; benchmarks {', '.join(sorted(set(every['benchmark'])))}; "
-           f"{every['arch'].nunique()} architectures; taps {', '.join(_layer_sorted(every['layer']))}; weights "
-           f"{', '.join(dict.fromkeys(weights_source(every['weights'])))}. The ranking and the per-benchmark tables "
-           f"show weights `{primary}` (repeated rows, e.g. seeds, as mean ± std (n)).", ""]
-    md += ["## Architecture ranking (paper Table III)", "",
-           "Per score each architecture counts with its best tap; architectures are ranked 1 (best) to N, ties "
-           "share the mean rank; a benchmark's rank is the mean over its scores (superres x4 and x8 pooled), "
-           "`all` the mean over benchmarks (empty unless the architecture ran all of them). `(paper)`: the same "
-           "computation on the published figures, over the same (score, architecture, tap) cells as this run.", "",
-           markdown_table(side)]
-    md += ["## Best tap per architecture (paper Table IV)", "", markdown_table(taps)]
-    tables = benchmark_tables(df)
-    md += ["## Per benchmark (paper Tables V-XI)", "",
-           "Each cell: this run's value, the paper's in brackets where it reports one (fractions throughout: the "
-           "paper's percentages of Table X are divided by 100).", ""]
-    for title, table in tables.items():
-        md += [f"### {title}", "", markdown_table(table)]
-    for name, table in study.items():
-        write_csv_atomic(table, out / f"weights_{name}.csv")
-    if study:
-        md += study_markdown(study)
-    if not learned.empty:
-        write_csv_atomic(learned, out / "learned_metric.csv")
-        md += ["## Learned metric (LPIPS lin) beside the baseline", "",
-               "Per loss network: BAPPS val 2AFC and JND mAP with all channel weights 1 (the paper's baseline, "
-               "ranked above) and with the lin weights named in `lin` (`trained@...`: learned on 2afc/train by "
-               "this run; `lpips-v0.1@...`: the lpips package's); `gain` = weighted - baseline. Also in "
-               "learned_metric.csv.", "", markdown_table(learned)]
-    if files:
-        md += ["## Plots (paper Figs. 4-5)", "", "Per ranked score: the metric against MACs up to the tap, and the best "
-               "tap per architecture against ImageNet top-1; the paper's figures in grey.", ""]
-    for f in files:
-        md += [f"![{f.stem}]({f.name})", ""]
-    show = comp[KEY + ["weights", "value", "paper_value", "difference", "comparable"]]
-    md += ["## Every figure beside the published one", "",
-           "`difference` = ours - paper. `comparable` is false unless the run used ImageNet weights on the real "
-           "data. Also in comparison.csv.", "", markdown_table(show)]
-    text = "\n".join(md)
-    (out / "report.md").write_text(text)
-    (out / "report.html").write_text(_html(warn, run_dir, side, taps, tables, files, show, learned, study))
+    intro = (f"Run: `{run_dir}`; {len(every)} rows; benchmarks {', '.join(sorted(set(every['benchmark'])))}; "
+             f"{every['arch'].nunique()} architectures; taps {_taps_line(every['layer'])}; weights "
+             f"{', '.join(dict.fromkeys(weights_source(every['weights'])))}. The ranking and the per-benchmark "
+             f"tables show weights `{primary}` (repeated rows, e.g. seeds, as mean ± std (n)).")
+    files = plot_scores(main, out, macs=_macs_cached(main, out)) if plots else []
+    sections = [*_paper_sections(df, every, main, out, files), *_study_sections(every, main, out, plots),
+                _comparison_section(every, out)]
+    md = ["# lossnets report", ""] + [line for w in warn for line in (f"> **WARNING: {w}**", ">")]
+    md += ([""] if warn else []) + [intro, ""] + to_markdown(sections)
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.html").write_text("\n".join(
+        [HTML_HEAD, "<h1>lossnets report</h1>", *[f"<p class='warn'>WARNING: {html.escape(w)}</p>" for w in warn],
+         f"<p>{inline_html(intro)}</p>", *to_html(sections)]))
     return out
 
 
-def study_markdown(study: dict[str, pd.DataFrame]) -> list[str]:
-    """The section "Architecture against weights" (see ``weights_study``) as markdown lines."""
-    md = ["## Architecture against weights", "",
-          "Liu et al. (CVPR 2021) argue that a perceptual loss owes its success to the architecture, not to the "
-          "trained weights; Zhang et al. (2018) found random weights poor for similarity. Random-weight cells are "
-          "the mean over seeds, with their sample std and `n` (seeds; every cell in weights_seeds.csv). Per score "
-          "(benchmark, dataset, metric):", ""]
-    parts = [("random_minus_imagenet", "(a) Per loss network and scheme: `difference` = random mean - ImageNet, "
+HTML_HEAD = ("<!doctype html><meta charset='utf-8'><title>lossnets report</title>"
+             "<style>body{font-family:sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;"
+             "font-size:12px;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:2px 6px}"
+             "th{background:#f3f3f3;text-align:left}td{font-variant-numeric:tabular-nums}img{max-width:100%}"
+             ".warn{background:#fdd;border:2px solid #c00;padding:1em;font-weight:bold}</style>")
+
+
+def _taps_line(layers: pd.Series, shown: int = 12) -> str:
+    taps = layer_sorted(layers)
+    return ", ".join(taps) if len(taps) <= shown else ", ".join(taps[:shown]) + f" and {len(taps) - shown} more"
+
+
+def _paper_sections(df: pd.DataFrame, every: pd.DataFrame, main: pd.DataFrame, out: Path,
+                    files: list[Path]) -> list[Section]:
+    """Tables III-XI (of ``main``: the primary weights), the weights study (``every``: baseline rows), the learned
+    metric (``df``: every row) and Figs. 4-5; writes their CSVs."""
+    ours, theirs = ranking(main), paper_ranking(main)
+    side = ours.merge(theirs, on="arch", how="left", suffixes=("", " (paper)"))
+    side = side[["arch"] + [c for g in ours.columns[1:] for c in (g, f"{g} (paper)") if c in side.columns]]
+    taps = best_taps(main)
+    write_csv_atomic(side, out / "ranking.csv")
+    write_csv_atomic(taps, out / "best_tap.csv")
+    ranks = {c: RANK_DECIMALS for c in side.columns[1:]}
+    sections = [
+        Section("Architecture ranking (paper Table III)", [
+            "Per score each architecture counts with its best tap; architectures are ranked 1 (best) to N, ties "
+            "share the mean rank; a benchmark's rank is the mean over its scores (superres x4 and x8 pooled), "
+            "`all` the mean over benchmarks (empty unless the architecture ran all of them). `(paper)`: the same "
+            "computation on the published figures, over the same (score, architecture, tap) cells as this run. "
+            f"Ranks at {RANK_DECIMALS} decimals."], [Table(side, ranks)]),
+        Section("Best tap per architecture (paper Table IV)", [], [Table(taps)]),
+        Section("Per benchmark (paper Tables V-XI)", [
+            "Each cell: this run's value, the paper's in brackets where it reports one (fractions throughout: the "
+            "paper's percentages of Table X are divided by 100); every number of a table at one precision."],
+            [Section(title, [], [Table(t)], level=3) for title, t in benchmark_tables(main).items()])]
+    study = weights_study(every)
+    for name, table in study.items():
+        write_csv_atomic(table, out / f"weights_{name}.csv")
+    if study:
+        sections.append(study_section(study))
+    learned = learned_metric(df)
+    if not learned.empty:
+        write_csv_atomic(learned, out / "learned_metric.csv")
+        sections.append(Section("Learned metric (LPIPS lin) beside the baseline", [
+            "Per loss network: BAPPS val 2AFC and JND mAP with all channel weights 1 (the paper's baseline, "
+            "ranked above) and with the lin weights named in `lin` (`trained@...`: learned on 2afc/train by "
+            "this run; `lpips-v0.1@...`: the lpips package's); `gain` = weighted - baseline. Also in "
+            "learned_metric.csv."], [Table(learned, {c: 3 for c in learned.columns[3:]})]))
+    if files:
+        sections.append(Section("Plots (paper Figs. 4-5)", [
+            "Per ranked score: the metric against MACs up to the tap, and the best tap per architecture against "
+            "ImageNet top-1 (of the recipe `imagenet` names, whatever weights the run used); the paper's figures "
+            "in grey. Names label the points where they fit (the best and worst first); the tables above hold "
+            "every architecture."], list(files)))
+    return sections
+
+
+def _study_sections(every: pd.DataFrame, main: pd.DataFrame, out: Path, plots: bool) -> list[Section]:
+    """The depth study, Kumar et al.'s figure and the attributes (each absent where the run has nothing for it)."""
+    from .attribute_report import attribute_section
+    from .depth_report import depth_sections
+    from .kumar_report import kumar_section
+    return [*depth_sections(every, out, plots), *kumar_section(every, out, plots), *attribute_section(main, out)]
+
+
+def _comparison_section(every: pd.DataFrame, out: Path) -> Section:
+    comp = compare(every)
+    write_csv_atomic(comp, out / "comparison.csv")
+    show = comp[KEY + ["weights", "value", "paper_value", "difference", "comparable"]]
+    return Section("Every figure beside the published one", [
+        "`difference` = ours - paper. `comparable` is false unless the run used ImageNet weights on the real data. "
+        "Also in comparison.csv."], [Table(show)])
+
+
+def study_section(study: dict[str, pd.DataFrame]) -> Section:
+    """The section "Architecture against weights" (see ``weights_study``)."""
+    parts = [("random_minus_imagenet", "Per loss network and scheme: `difference` = random mean - ImageNet, "
               "in the metric's direction (for error-like metrics a negative difference favours random weights)."),
-             ("rank_agreement", "(b) Spearman's rho of the architectures (each by its best tap) under a scheme "
+             ("rank_agreement", "Spearman's rho of the architectures (each by its best tap) under a scheme "
               "against ImageNet weights, one per seed: `rho` their mean, [`rho_min`, `rho_max`] the interval over "
               "`seeds`. Near 1: the architecture decides the ranking whatever the weights (Liu et al.'s claim); "
               "near 0: the weights do."),
-             ("scheme_ranks", "(c) Each scheme's rank among the schemes (1 best) by its mean over the loss networks "
+             ("scheme_ranks", "Each scheme's rank among the schemes (1 best) by its mean over the loss networks "
               "every source ran; ImageNet's mean beside them, unranked.")]
-    for name, text in parts:
-        if name in study:
-            md += [text, "", markdown_table(study[name])]
-        else:
-            md += [text + " Not in this run: it needs random-weight and ImageNet rows of the same cells.", ""]
-    return md
+    places = {"rank": RANK_DECIMALS, "rho": 2, "rho_min": 2, "rho_max": 2}
+    titles = {"random_minus_imagenet": "(a) Random weights minus ImageNet", "rank_agreement": "(b) Rank agreement",
+              "scheme_ranks": "(c) Scheme ranks"}
+    items = [Section(titles[name], [text if name in study else
+                     text + " Not in this run: it needs random-weight and ImageNet rows of the same cells."],
+                     [Table(study[name], places)] if name in study else [], level=3) for name, text in parts]
+    return Section("Architecture against weights", [
+        "Liu et al. (CVPR 2021) argue that a perceptual loss owes its success to the architecture, not to the "
+        "trained weights; Zhang et al. (2018) found random weights poor for similarity. Random-weight cells are "
+        "the mean over seeds, with their sample std and `n` (seeds; every cell in weights_seeds.csv). Per score "
+        "(benchmark, dataset, metric):"], items)
 
 
-def _html(warn, run_dir, side, taps, tables, files, show, learned, study) -> str:
-    parts = ["<!doctype html><meta charset='utf-8'><title>lossnets report</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}.warn{background:#fdd;border:2px solid #c00;"
-             "padding:1em;font-weight:bold}</style>", "<h1>lossnets report</h1>"]
-    parts += [f"<p class='warn'>WARNING: {html.escape(w)}</p>" for w in warn]
-    parts += [f"<p>Run: <code>{html.escape(str(run_dir))}</code></p>",
-              "<h2>Architecture ranking (paper Table III)</h2>", side.to_html(index=False, na_rep=""),
-              "<h2>Best tap per architecture (paper Table IV)</h2>", taps.to_html(index=False, na_rep=""),
-              "<h2>Per benchmark (paper Tables V-XI)</h2>"]
-    for title, table in tables.items():
-        parts += [f"<h3>{html.escape(title)}</h3>", table.to_html(index=False)]
-    if study:
-        parts += ["<h2>Architecture against weights</h2>"]
-        parts += [f"<h3>{html.escape(k)}</h3>" + v.to_html(index=False, na_rep="") for k, v in study.items()]
-    if not learned.empty:
-        parts += ["<h2>Learned metric (LPIPS lin) beside the baseline</h2>", learned.to_html(index=False, na_rep="")]
-    parts += [f"<p><img src='{html.escape(f.name)}' alt='{html.escape(f.stem)}'></p>" for f in files]
-    parts += ["<h2>Every figure beside the published one</h2>", show.to_html(index=False, na_rep="")]
-    return "\n".join(parts)
-
-
-__all__ = ["write_report", "learned_metric", "baseline_rows", "ranking", "paper_ranking", "best_taps", "benchmark_tables", "compare", "score_rows", "plot_scores",
-           "caveats", "load_table"]
+__all__ = ["write_report", "learned_metric", "baseline_rows", "ranking", "paper_ranking", "best_taps",
+           "benchmark_tables", "compare", "score_rows", "plot_scores", "caveats", "load_table"]

@@ -1,5 +1,9 @@
-"""The report: ranking rule (checked against the paper's Table III), best taps, plots, caveats."""
+"""The report: ranking rule (checked against the paper's Table III), best taps, plots, caveats, and its tables as a
+browser shows them (parsed from report.html)."""
 from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -87,9 +91,60 @@ def test_per_benchmark_tables_put_the_paper_beside_each_cell():
                  value=v) for m, v in [("correctness", 0.3), ("relaxed_quality", 0.5)]]
     tables = rp.benchmark_tables(pd.concat([made_table(), pd.DataFrame(rows)], ignore_index=True))
     seg = tables["Table X: segmentation mrd correctness"].set_index("arch")
-    assert seg.loc["vgg11", "E"] == "0.3 (0.31)" and seg.loc["vgg11", "L"] == "-"  # Table X's 31.0 %, as a fraction
+    assert seg.loc["vgg11", "E"] == "0.300 (0.310)"  # Table X's 31.0 %, as a fraction, at the table's precision
+    assert list(seg.columns) == ["E"]  # the taps this score ran, no column of "-"
     assert not any("relaxed" in t for t in tables)  # the paper has no relaxed metric: the paper's scores are shown
     sim = tables["Table V: similarity bapps/2afc 2afc"].set_index("arch")
     assert list(sim.index) == ["alexnet", "squeezenet1_1"] and list(sim.columns) == list("ESML")
-    assert sim.loc["alexnet", "E"].endswith("(0.643)")
+    assert sim.loc["alexnet", "E"].endswith("(0.643)") and sim.loc["alexnet", "E"].startswith("0.70")
     assert paper_results().query("benchmark == 'segmentation'")["value"].between(0, 1).all()
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page as (header cells, rows of cells), the cells' text."""
+    def __init__(self, text):
+        super().__init__()
+        self.tables, self.cell = [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append(([], []))
+        elif tag == "tr" and self.tables:
+            self.row = []
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.row.append(self.cell.strip())
+            self.cell = None
+        elif tag == "tr":
+            head, rows = self.tables[-1]
+            (rows if head else head).extend([self.row] if head else self.row)
+
+
+def test_report_tables_as_a_browser_shows_them(tmp_path):
+    """No all-empty column or unnamed header, every plain number of a column at one precision, ranks at 2 decimals,
+    the same cells in report.md and report.html."""
+    made_table().to_csv(tmp_path / "results.csv", index=False)
+    out = rp.write_report(tmp_path / "results.csv", tmp_path / "report", plots=False)
+    tables = Tables((out / "report.html").read_text()).tables
+    assert len(tables) >= 5
+    for head, rows in tables:
+        assert all(head) and all(len(r) == len(head) for r in rows)
+        for j, name in enumerate(head):
+            cells = [r[j] for r in rows]
+            assert any(cells), f"column {name!r} is empty in every row"
+            places = {len(c.partition(".")[2]) for c in cells if re.fullmatch(r"-?\d+\.\d+", c)}
+            assert len(places) <= 1, f"column {name!r} mixes precisions {places}"
+    ranking_head, ranking = tables[0]
+    assert ranking_head[:3] == ["arch", "similarity", "similarity (paper)"]
+    assert all(re.fullmatch(r"\d+\.\d\d", c) for r in ranking for c in r[1:] if c)
+    md = (out / "report.md").read_text()
+    for r in ranking:
+        assert "| " + " | ".join(r) + " |" in md

@@ -242,7 +242,7 @@ def test_similarity_sweep_on_made_bapps_then_report(tmp_path):
     assert not df.duplicated(key_columns(df)).any()
     out = write_report(tmp_path / "run")
     md = (out / "report.md").read_text()
-    assert "SYNTHETIC" in md and "| squeezenet1_1 | 1 | 1 |" in md
+    assert "SYNTHETIC" in md and "| squeezenet1_1 | 1.00 | 1.00 |" in md
 
 
 def test_the_training_benchmarks_sweep_and_report_beside_tables_x_and_xi(tmp_path):
