@@ -8,6 +8,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from .catalog import expand_layers
 from .digests import source_digest, tap_digests
 from .init_schemes import random_scheme
 from .registry import LAYERS, NORMALIZATIONS, Architecture, Tap, get_architecture
@@ -37,8 +38,9 @@ def default_device() -> torch.device:
 class LossNetwork(nn.Module):
     """A loss network: ``net(images)`` with images (N,3,H,W) in [0,1] returns ``{layer: features}``.
 
-    ``layers`` are tap letters (E, S, M, L) or module paths of the torchvision model; the keys of the
-    output are the letters of registered taps and the paths otherwise; every tap is (N, C, H, W) (``forms``).
+    ``layers`` are tap letters (E, S, M, L), module paths of the torchvision model, "stages" (E, S, M, L) or
+    "blocks" (every block tap, catalog.blocks); the keys of the output are the letters of registered taps and
+    the paths otherwise; every tap is (N, C, H, W) (``forms``).
     ``weights``: "imagenet" (the study's recipe for its 14, torchvision's DEFAULT for the others),
     "imagenet:NAME" (any recipe of the architecture's weights enum, ``recipes``),
     "random" (torchvision's own init of the full model, seeded by ``seed``; see
@@ -55,8 +57,7 @@ class LossNetwork(nn.Module):
                  channels_last: bool = True, amp: str | None = None, lazy: bool = False):
         super().__init__()
         self.arch: Architecture = get_architecture(arch)
-        if isinstance(layers, str):
-            layers = (layers,)
+        layers = expand_layers(self.arch.name, layers)  # "blocks", "stages": their taps
         if normalize not in ("imagenet", "none"):
             raise ValueError(f"normalize must be 'imagenet' or 'none', got {normalize!r}")
         if amp not in AMP_DTYPES:

@@ -55,7 +55,8 @@ def _grid_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
     """--archs/--layers, and the options of the loss networks (and of their feature cache) when ``engine``."""
     p.add_argument("--archs", nargs="+", action=_Names, default=None, help="architectures (default: all 14)")
     p.add_argument("--layers", nargs="+", action=_Names, default=["E", "S", "M", "L"],
-                   help="taps: letters or module paths (similarity, lin: also tap sets, E+S+M+L or lpips)")
+                   help="taps: letters, module paths, 'stages' (E S M L), 'blocks' (every block of each trunk, see "
+                        "lossnets list --blocks); mixable (similarity, lin: also tap sets, E+S+M+L, lpips, kumar)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                    help="autocast the loss networks to this precision (default: none, float32)")
@@ -81,6 +82,8 @@ def _grid_parsers(sub) -> None:
     p.add_argument("--zoo", action="store_true", help="every torchvision classifier (as --archs zoo)")
     p.add_argument("--recipes", action="store_true",
                    help="the ImageNet weight recipes instead of the taps: acc@1, acc@5, GFLOPS, parameters, input size")
+    p.add_argument("--blocks", action="store_true",
+                   help="the block taps instead of the stage taps: what --layers blocks runs, with relative depth")
     p.add_argument("--out", default=None, help="also write the rows to this CSV file")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("profile", help="parameters, depth, MACs/FLOPs, throughput, peak memory per loss network")
@@ -94,10 +97,14 @@ def _grid_parsers(sub) -> None:
 
 def _cmd_list(args) -> None:
     """The taps from the registry's data files (engine/catalog.py): neither torch nor pandas is imported."""
-    from lossnets.engine.catalog import LIST_COLUMNS, RECIPE_COLUMNS, list_rows, recipe_rows
-    columns = RECIPE_COLUMNS if args.recipes else LIST_COLUMNS
+    from lossnets.engine.catalog import (BLOCK_COLUMNS, LIST_COLUMNS, RECIPE_COLUMNS, block_list_rows, list_rows,
+                                         recipe_rows)
+    if args.recipes and args.blocks:
+        raise ConfigError("--recipes and --blocks list different things; give one")
+    columns, rows_of = ((RECIPE_COLUMNS, recipe_rows) if args.recipes else (BLOCK_COLUMNS, block_list_rows)
+                        if args.blocks else (LIST_COLUMNS, list_rows))
     try:
-        rows = (recipe_rows if args.recipes else list_rows)("zoo" if args.zoo else args.archs)
+        rows = rows_of("zoo" if args.zoo else args.archs)
     except ValueError as e:
         raise ConfigError(str(e)) from e
     if args.out:

@@ -48,9 +48,10 @@ def variants(config: SweepConfig, job: Job | None = None) -> dict[str, tuple[str
 
 def plan(config: SweepConfig) -> list[Cell]:
     """Every cell of the grid: jobs x architectures x taps (or tap sets) x weights variants, each checked (a
-    ConfigError names a bad one). The tap set ``lpips`` has cells for the networks it is defined for only (an error
-    if that is none)."""
-    from lossnets.engine import get_architecture
+    ConfigError names a bad one). ``blocks`` and ``stages`` expand per architecture (engine.expand_layers: a cell
+    per block, named by its module path, or by the letter of the stage tap at its module). The tap set ``lpips``
+    has cells for the networks it is defined for only (an error if that is none)."""
+    from lossnets.engine import expand_layers, get_architecture
     from lossnets.engine.lin_weights import LPIPS_TAPS
     from lossnets.engine.tap_sets import LPIPS_PRESET, is_tap_set, tap_set
     from lossnets.engine.recipes import EVERY, every_recipe
@@ -62,7 +63,7 @@ def plan(config: SweepConfig) -> list[Cell]:
                 continue
             asks = job.weights or config.engine.weights
             asks_every = EVERY in ((asks,) if isinstance(asks, str) else asks)  # its recipes only, each a variant
-            for layer in job.layers or config.layers:
+            for layer in expand_layers(arch, job.layers or config.layers):
                 if layer == LPIPS_PRESET:
                     lpips_archs.setdefault(job.name, []).append(arch)
                     if arch not in LPIPS_TAPS:

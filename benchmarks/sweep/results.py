@@ -13,6 +13,9 @@ import pandas as pd
 from lossnets.engine.atomic import atomic_write_text
 
 COLUMNS = ["benchmark", "arch", "layer", "weights", "dataset", "metric", "value"]
+# written beside COLUMNS on every row a sweep writes: MACs up to the tap / MACs of the trunk (engine.relative_depth),
+# empty for tap sets and ad-hoc module paths
+RELATIVE_DEPTH = "relative_depth"
 # written beside COLUMNS by some benchmarks, telling two rows of one (benchmark, ..., metric) apart: the run's seed
 # and protocol (training benchmarks), the downstream MLP (autoencoder), the channel weights (similarity)
 EXTRA_KEY_COLUMNS = ("seed", "protocol", "mlp", "lin")
@@ -83,6 +86,15 @@ def baseline(df: pd.DataFrame) -> pd.Series:
     if "lin" not in df.columns:
         return pd.Series(True, index=df.index)
     return df["lin"].fillna(BASELINE).astype(str) == BASELINE
+
+
+def with_relative_depth(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a RELATIVE_DEPTH column from each row's arch and layer, unless it has one."""
+    from lossnets.engine import relative_depth
+    if RELATIVE_DEPTH in df.columns:
+        return df
+    depths = [relative_depth(a, layer) for a, layer in zip(df["arch"].astype(str), df["layer"].astype(str))]
+    return df.assign(**{RELATIVE_DEPTH: pd.Series(depths, index=df.index, dtype=float)})
 
 
 def with_paper_values(df: pd.DataFrame) -> pd.DataFrame:

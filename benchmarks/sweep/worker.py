@@ -26,7 +26,7 @@ from .cells import Outcome, RunDirWriteError, RunFolder
 from .claims import Claims
 from .config import Job
 from .plan import Cell, Group
-from .results import COLUMNS, run_metadata, with_paper_values
+from .results import COLUMNS, run_metadata, with_paper_values, with_relative_depth
 
 INPUT_ERRORS = (LossnetsError, OSError, ImportError)  # what the user gave is wrong: no tap causes it
 NOT_TAP_ERRORS = (*INPUT_ERRORS, MemoryError)
@@ -92,7 +92,7 @@ class GroupRun:
         if "data" not in rows.columns and job.synthetic:
             rows = rows.assign(data="synthetic")  # made data, whatever the benchmark says
         rows = rows.assign(**{k: v for k, v in self.meta.items() if k not in rows.columns})
-        return with_paper_values(rows) if set(COLUMNS) <= set(rows.columns) else rows
+        return with_paper_values(with_relative_depth(rows)) if set(COLUMNS) <= set(rows.columns) else rows
 
     def attempt(self, job: Job, todo: list[Cell]) -> tuple[BaseException | None, str]:
         """Run ``job`` for the cells ``todo`` in one call and write them; the error and traceback if it failed."""

@@ -104,3 +104,43 @@ def test_expand_layers_and_relative_depth():
     t = get_architecture("resnet18").resolve("layer2.0")
     assert (t.layer, t.module, t.channels, t.stride, t.form, t.paper_name) == \
         ("layer2.0", "layer2.0", 128, 8, "nchw", "BasicBlock")
+
+
+def test_plan_expands_blocks_and_stages_per_architecture(tmp_path):
+    from lossnets.benchmarks.sweep.config import SweepConfig
+    from lossnets.benchmarks.sweep.plan import plan
+    d = str(tmp_path)
+    c = SweepConfig.from_dict({"sweep": {"archs": ["resnet18", "squeezenet1_1"], "layers": ["stages", "blocks"]},
+                               "similarity": {"data": str(tmp_path)},
+                               "superres": {"train": d, "val": d, "test": {"set5": d}, "layers": ["blocks", "E"],
+                                            "archs": ["squeezenet1_1"]}})
+    cells = [(c.benchmark, c.arch, c.layer) for c in plan(c)]
+    assert cells == [("similarity", "resnet18", layer) for layer in expand_layers("resnet18", ["stages", "blocks"])] + \
+        [("similarity", "squeezenet1_1", layer) for layer in ("E", "S", "M", "L", "features.4", "features.6",
+                                                              "features.9", "features.10", "features.11")] + \
+        [("superres_x4", "squeezenet1_1", layer) for layer in (*expand_layers("squeezenet1_1", "blocks"), "E")]
+
+
+def test_cli_lists_block_taps_and_runs_similarity_on_them(tmp_path, capsys, one_thread):
+    """lossnets list --blocks, and similarity --layers blocks on the made BAPPS set: a row set per block, each
+    with its relative depth, every cell a file named by its tap in the run folder."""
+    import pandas as pd
+
+    from lossnets.benchmarks.similarity.made import make_bapps
+    from lossnets.cli import main
+    assert main(["list", "--blocks", "--archs", "alexnet", "--out", str(tmp_path / "blocks.csv")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    listed = pd.read_csv(tmp_path / "blocks.csv")
+    names = expand_layers("alexnet", "blocks")
+    assert list(listed["layer"]) == list(names) == ["E", "S", "M", "features.9", "features.12"]
+    assert list(listed["module"]) == [t.module for t in blocks("alexnet")] and len(printed) == 1 + len(names)
+    assert list(listed["kind"]) == ["conv-ReLU"] * 4 + ["trunk end"] and listed["rel_depth"].iloc[-1] == 1
+    bapps = make_bapps(tmp_path / "bapps", size=1, jnd_size=1, train_size=0, seed=3)
+    out = tmp_path / "s.csv"
+    assert main(["similarity", "--data", str(bapps), "--archs", "alexnet", "--layers", "blocks", "--weights",
+                 "random", "--device", "cpu", "--quiet", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert set(df["layer"]) == set(names) and df["value"].notna().all()
+    assert df.groupby("layer").size().nunique() == 1  # the same rows per block
+    assert (df["relative_depth"] == df["layer"].map(lambda layer: relative_depth("alexnet", layer))).all()
+    assert (out.with_name("s.run") / "cells" / "similarity" / "alexnet" / "features.9.csv").is_file()
