@@ -39,7 +39,8 @@ def test_the_estimate_matches_the_tensors_a_run_allocates(tmp_path):
     assert plan.rounds == (plan.taps,) and [t.layer for t in plan.taps] == list(BLOCKS)
     with PeakTensorMemory(device="cpu") as measured:
         training.train_lockstep(net, task, steps=2, val_every=2)
-    assert 0.8 < measured.peak / plan.need < 1.25, (measured.peak, plan.need)
+    # an upper bound by design (fp32, the step's gradients counted twice): measured 0.82 of it here
+    assert 0.7 < measured.peak / plan.need < 1.1, (measured.peak, plan.need)
 
 
 def test_taps_that_do_not_fit_together_train_in_rounds_as_in_one_run():
