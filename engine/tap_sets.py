@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .catalog import LAYERS
+from .catalog import LAYERS, expand_layers
 from .lin_weights import LPIPS_TAPS, lpips_layers
 from .registry import get_architecture
 
@@ -62,8 +62,9 @@ def tap_set(arch: str, spec: str) -> TapSet:
 
 
 def tap_sets(arch: str, specs) -> list[TapSet]:
-    """The tap sets of ``specs`` (a spec or a sequence) for ``arch``, each once, in order."""
-    specs = (specs,) if isinstance(specs, str) else tuple(specs)
+    """The tap sets of ``specs`` (a spec or a sequence; "blocks" and "stages" are a set per tap, see
+    catalog.expand_layers) for ``arch``, each once, in order."""
+    specs = expand_layers(arch, specs)
     return list(dict.fromkeys(tap_set(arch, s) for s in specs))
 
 

@@ -14,6 +14,7 @@ from lossnets.engine.block_rule import derive_blocks
 from lossnets.engine.catalog import blocks, layer_name
 from lossnets.engine.registry import architectures, meta_model, zoo
 from lossnets.engine.tap_rule import derive
+from lossnets.engine.tap_sets import tap_sets
 
 from test_zoo_values import FAMILY_MEMBERS, documented, hooked
 
@@ -97,6 +98,9 @@ def test_expand_layers_and_relative_depth():
     assert expand_layers("squeeze", "blocks") == ("S", "features.4", "features.6", "M", "features.9", "features.10",
                                                   "features.11", "L")
     assert LossNetwork("squeezenet1_1", "features.12", weights="random", lazy=True).layers == ("L",)
+    # Python: a network, and the tap sets of the metrics and similarity (a set per tap), expand them too
+    assert LossNetwork("resnet18", "blocks", weights="random", lazy=True).layers == stage_and_blocks[4:12]
+    assert [s.name for s in tap_sets("squeezenet1_1", ("stages", "kumar"))] == ["E", "S", "M", "L", "kumar"]
     assert relative_depth("resnet18", "layer4.1") == relative_depth("resnet18", "layer4") == 1.0
     assert relative_depth("resnet18", "S") == relative_depth("resnet18", "layer1") == blocks("resnet18")[1].rel_depth
     assert relative_depth("vit_b_16", "E_cls") == relative_depth("vit_b_16", "E") < 1
