@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from .report_format import Section, Table, p_value
+from .report_format import Section, Table, column_decimals, p_value
 from .results import write_csv_atomic
 from .scores import best_per_arch, score_name, score_rows
+
+MEANS = ("with mean", "without mean", "difference")
 
 
 def attribute_table(main: pd.DataFrame) -> pd.DataFrame:
@@ -51,6 +53,7 @@ def attribute_section(main: pd.DataFrame, out: Path) -> list[Section]:
     if table.empty:
         return []
     write_csv_atomic(table, out / "attributes.csv")
+    places = column_decimals(pd.concat([table[c] for c in MEANS[:2]]))
     return [Section("Architecture attributes against score (paper Table III's attributes)", [
         "Per score, each architecture by its best tap's value: the mean of those with the attribute against those "
         "without (`difference` = with - without, in the metric's units and direction), and the two-sided "
@@ -58,4 +61,4 @@ def attribute_section(main: pd.DataFrame, out: Path) -> list[Section]:
         "(batch norm: an nn.BatchNorm layer; 1x1 conv: an nn.Conv2d with a 1x1 kernel, read from the model; skip "
         "connections and branching per family, see engine/data/make_attributes.py); the study's own values for "
         "its 14. Architectures are not independent samples (a family shares its design), so read p as a guide. "
-        "Also in attributes.csv."], [Table(table.assign(p=table["p"].map(p_value)))])]
+        "Also in attributes.csv."], [Table(table.assign(p=table["p"].map(p_value)), dict.fromkeys(MEANS, places))])]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report_format import Section, Table, slug
+from .report_format import Section, Table, column_decimals, slug
 from .results import write_csv_atomic
 from .scores import score_name, score_rows, sign, single_taps
 from .weights_study import weights_source
@@ -147,7 +147,9 @@ def depth_sections(every: pd.DataFrame, out: Path, plots: bool = True) -> list[S
     write_csv_atomic(prof, out / "depth_profiles.csv")
     write_csv_atomic(eq, out / "tap_equivalence.csv")
     write_csv_atomic(spr, out / "depth_spread.csv")
-    depth_cols = {c: 2 for c in eq.columns if "depth" in c}
+    value = column_decimals(eq["best value"])  # the scores' precision for values and gaps alike
+    places = {c: 2 if "depth" in c or c in ("q1", "median", "q3", "max", "IQR") else value
+              for c in [*eq.columns, *spr.columns] if c not in CURVE}
     return [
         Section("Depth profiles", [
             "Per score, its value at every tap the run holds against the tap's relative depth (MACs up to the tap / "
@@ -164,6 +166,5 @@ def depth_sections(every: pd.DataFrame, out: Path, plots: bool = True) -> list[S
             "tap_equivalence.csv.", "The spread over architectures (depth_spread.csv): the best depth's minimum, "
             "quartiles, maximum and IQR, and each stage's median gap. A narrow IQR says the networks are best at "
             "the same relative depth; small stage gaps say the study's taps lose little."],
-            [Table(spr, {c: 2 for c in ("best depth min", "q1", "median", "q3", "max", "IQR")}),
-             Table(eq, depth_cols)]),
+            [Table(spr, places), Table(eq, places)]),
     ]

@@ -140,7 +140,8 @@ def plot(pts: pd.DataFrame, which: str, rho: pd.DataFrame, path: Path) -> Path:
                 pts["perceptual_score"].idxmin()]
     order = list(dict.fromkeys([*front.index[::-1], *extremes]))
     names = [_label(pts.loc[i]) for i in order]
-    place_labels(ax, pts.loc[order, "acc1"], pts.loc[order, "perceptual_score"], names)
+    place_labels(ax, pts.loc[order, "acc1"], pts.loc[order, "perceptual_score"], names,
+                 points=(pts["acc1"], pts["perceptual_score"]))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -174,7 +174,8 @@ def learned_metric(df: pd.DataFrame) -> pd.DataFrame:
     and of the weighted (learned, or shipped) metric side by side, and which weights those were."""
     if "lin" not in df.columns:
         return pd.DataFrame()
-    sim = df[(df["benchmark"] == "similarity") & df["dataset"].isin(["2afc/val", "jnd/val"])]
+    sim = df[(df["benchmark"] == "similarity") & df["dataset"].isin(["2afc/val", "jnd/val"])
+             & df["metric"].isin(["2afc", "jnd_map"])]  # not kumar's perceptual_score (100 x its 2afc/val)
     sim = sim.assign(lin=sim["lin"].fillna("none").astype(str))
     weighted = sim[~baseline(sim)]
     if weighted.empty:
@@ -285,7 +286,9 @@ def _plot_imagenet(s: pd.DataFrame, ref: pd.DataFrame, path: Path, score: tuple[
     ranked = best.dropna(subset=["top1"]).sort_values("signed", ascending=False)
     order = list(dict.fromkeys([*ranked.index[:3], *ranked.index[::-1][:3], *ranked.index]))
     pick = ranked.loc[order]
-    place_labels(ax, pick["top1"], pick["value"], pick["arch"] + " " + pick["layer"].astype(str))
+    place_labels(ax, pick["top1"], pick["value"], pick["arch"] + " " + pick["layer"].astype(str),
+                 points=(np.r_[best["top1"], rb["top1"] if len(ref) else []],
+                         np.r_[best["value"], rb["value"] if len(ref) else []]))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -340,6 +343,7 @@ HTML_HEAD = ("<!doctype html><meta charset='utf-8'><title>lossnets report</title
              "<style>body{font-family:sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;"
              "font-size:12px;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:2px 6px}"
              "th{background:#f3f3f3;text-align:left}td{font-variant-numeric:tabular-nums}img{max-width:100%}"
+             ".figures{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}.figures img{max-width:49%}"
              ".warn{background:#fdd;border:2px solid #c00;padding:1em;font-weight:bold}</style>")
 
 

@@ -122,15 +122,20 @@ def to_markdown(sections: list[Section]) -> list[str]:
 
 
 def to_html(sections: list[Section]) -> list[str]:
+    """The sections as HTML; consecutive figures side by side where the page is wide enough."""
     out = []
     for s in sections:
         out += [f"<h{s.level}>{html.escape(s.title)}</h{s.level}>"] + [f"<p>{inline_html(p)}</p>" for p in s.text]
-        for item in s.items:
+        figures = []
+        for item in [*s.items, None]:
+            if isinstance(item, (str, Path)):
+                figures.append(f"<img src='{html.escape(Path(item).name)}' alt='{html.escape(Path(item).stem)}'>")
+                continue
+            if figures:
+                out += ["<div class='figures'>" + "".join(figures) + "</div>"]
+                figures = []
             if isinstance(item, Section):
                 out += to_html([item])
             elif isinstance(item, Table):
                 out += [html_table(item.frame, item.decimals)]
-            else:
-                name = html.escape(Path(item).name)
-                out += [f"<p><img src='{name}' alt='{html.escape(Path(item).stem)}'></p>"]
     return out

@@ -116,14 +116,17 @@ def test_attributes_with_against_without():
 
 def test_the_sections_render(tmp_path):
     made_depth_table().to_csv(tmp_path / "results.csv", index=False)
-    out = write_report(tmp_path / "results.csv", tmp_path / "report", plots=True)
+    out = write_report(tmp_path / "results.csv", tmp_path / "report", plots=False)  # the paper's plots profile MACs
     md = (out / "report.md").read_text()
     for title in ("## Depth profiles", "## Are the taps equivalent?", "## ImageNet accuracy against perceptual score",
                   "## Architecture attributes against score"):
         assert title in md
-    for name in ("depth_similarity_bapps_2afc_2afc.png", "depth_similarity_bapps_jnd_jnd_map.png",
-                 "kumar_accuracy_score.png"):
-        assert (out / name).stat().st_size > 5000 and f"]({name})" in md
+    sections = [*depth_report.depth_sections(made_depth_table(), out),
+                *kumar_report.kumar_section(made_depth_table(), out)]
+    figures = [p for s in sections for p in s.items if not hasattr(p, "frame")]
+    assert [p.name for p in figures] == ["depth_similarity_bapps_2afc_2afc.png",
+                                         "depth_similarity_bapps_jnd_jnd_map.png", "kumar_accuracy_score.png"]
+    assert all(p.stat().st_size > 5000 for p in figures)
     eq = pd.read_csv(out / "tap_equivalence.csv")
     assert len(eq) == 2 * len(PEAK) and {"E gap", "L depth gap", "best depth"} <= set(eq.columns)
     assert len(pd.read_csv(out / "kumar_points.csv")) == len(KUMAR) - 1
@@ -131,7 +134,27 @@ def test_the_sections_render(tmp_path):
                                                                      "batch_norm"}
 
 
-def test_no_depth_sections_without_a_profile(tmp_path):
-    stages = made_depth_table().query("layer in ['E', 'S', 'M', 'L']")
+def test_sections_absent_without_their_rows(tmp_path):
+    stages = made_depth_table().query("layer in ['E', 'S', 'M', 'L']")  # four depths are no profile
     assert depth_report.depth_sections(stages, tmp_path) == []
     assert depth_report.depth_sections(stages.drop(columns="relative_depth"), tmp_path) == []
+    training = stages.assign(benchmark="segmentation", dataset="mrd", metric="quality")
+    assert kumar_report.kumar_section(training, tmp_path) == []
+
+
+def test_labels_never_overlap():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from lossnets.benchmarks.sweep.labels import place_labels
+    fig, ax = plt.subplots(figsize=(4, 3))
+    x, y = np.r_[np.full(10, 0.5), np.linspace(0, 1, 10)], np.r_[np.full(10, 0.5), np.linspace(0, 1, 10)]
+    ax.scatter(x, y)
+    ax.set(xlim=(-0.1, 1.1), ylim=(-0.1, 1.1))
+    placed = place_labels(ax, x, y, [f"architecture {i}" for i in range(len(x))])
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert 3 <= placed == len(boxes) < len(x)  # ten points share one place: most of their labels are left out
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
