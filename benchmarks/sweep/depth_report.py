@@ -160,7 +160,7 @@ def depth_sections(every: pd.DataFrame, out: Path, plots: bool = True) -> list[S
             "point is in depth_profiles.csv."], list(files)),
         Section("Are the taps equivalent?", [
             "The study assumed its four taps E/S/M/L roughly equivalent across architectures. Per profile: the best "
-            "tap and its relative depth; per stage tap `X gap` = best - stage value in the score's better direction "
+            "tap (of ties the shallowest) and its relative depth; per stage tap `X gap` = best - stage value in the score's better direction "
             "(0: the stage is the best tap; larger: it loses more) and `X depth gap` = stage depth - best depth "
             "(negative: the stage lies before the best). Empty where the run did not score that stage. Also in "
             "tap_equivalence.csv.", "The spread over architectures (depth_spread.csv): the best depth's minimum, "

@@ -158,3 +158,19 @@ def test_labels_never_overlap():
     assert 3 <= placed == len(boxes) < len(x)  # ten points share one place: most of their labels are left out
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     plt.close(fig)
+
+
+def test_a_tiny_real_run_reports_its_depth_profile_and_kumar_score(tmp_path):
+    """alexnet's blocks, stages and the kumar set on the made BAPPS set (SYNTHETIC judgments, random weights)."""
+    from lossnets.benchmarks.similarity.made import make_bapps
+    from lossnets.benchmarks.sweep.grid import sweep
+    make_bapps(tmp_path / "bapps", size=2)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[sweep]\narchs = ["alexnet"]\nlayers = ["blocks", "stages", "kumar"]\nweights = "random"\n'
+                   'device = "cpu"\n[similarity]\ndata = "bapps"\n')
+    assert sweep(cfg, tmp_path / "run", progress=False).failed == []
+    md = (write_report(tmp_path / "run", plots=False) / "report.md").read_text()
+    assert "## Depth profiles" in md and "## Are the taps equivalent?" in md
+    assert "Kumar et al.'s Perceptual Score: the `kumar` mean ensemble" in md and "Left out: 1 " in md
+    eq = pd.read_csv(tmp_path / "run" / "report" / "tap_equivalence.csv")
+    assert list(eq["arch"]) == ["alexnet"] * 2 and (eq["taps"] >= 5).all() and (eq[["E gap", "L gap"]] >= 0).all().all()
