@@ -115,13 +115,19 @@ def _plot_score(d: pd.DataFrame, score: str, path: Path) -> None:
     for ax, family in zip(axes.flat, families):
         fam = d[d["arch"].map(_family) == family]
         colors = plt.colormaps["tab10" if fam[["arch", "weights"]].drop_duplicates().shape[0] <= 10 else "tab20"]
-        for i, ((arch, weights), c) in enumerate(fam.groupby(["arch", "weights"], sort=False)):
+        curves = list(fam.groupby(["arch", "weights"], sort=False))
+        for i, ((arch, weights), c) in enumerate(curves):
             color = colors(i % colors.N)
             label = f"{arch} ({weights})" if several else arch
             ax.plot(c["relative_depth"], c["value"], ls=styles[weights], marker="o", ms=2.5, lw=1, color=color,
                     label=label)
             best = c.loc[c["signed"].idxmax()]
             ax.plot([best["relative_depth"]], [best["value"]], marker="*", ms=11, color=color, mec="k", mew=0.6)
+            stages = c[c["layer"].isin(STAGES)]
+            ax.plot(stages["relative_depth"], stages["value"], "s", ms=6, mfc="none", mec=color, mew=0.8)
+            for _, st in stages.iterrows() if len(curves) <= 3 else ():
+                ax.annotate(st["layer"], (st["relative_depth"], st["value"]), xytext=(0, -10),
+                            textcoords="offset points", ha="center", fontsize=7, color=color)
         ax.set_title(family, fontsize=9)
         ax.set_xlim(-0.02, 1.02)
         ax.tick_params(labelsize=7)
@@ -131,7 +137,7 @@ def _plot_score(d: pd.DataFrame, score: str, path: Path) -> None:
         ax.set_visible(False)
     fig.supxlabel("relative depth of the tap (MACs up to it / MACs of the trunk)", fontsize=9)
     fig.supylabel(d["metric"].iloc[0], fontsize=9)
-    fig.suptitle(f"{score}: depth profile (star: the best tap)", fontsize=10)
+    fig.suptitle(f"{score}: depth profile (star: the best tap; squares: the stage taps E, S, M, L)", fontsize=10)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -155,7 +161,7 @@ def depth_sections(every: pd.DataFrame, out: Path, plots: bool = True) -> list[S
             "Per score, its value at every tap the run holds against the tap's relative depth (MACs up to the tap / "
             "MACs of the trunk at 224x224: 0 the input, 1 the trunk's end), one curve per architecture"
             + (" and weights source (line style)" if prof["weights"].nunique() > 1 else "")
-            + ", a panel per family; the star marks the best tap. Curves of fewer than "
+            + ", a panel per family; the star marks the best tap, squares the stage taps E/S/M/L. Curves of fewer than "
             f"{MIN_DEPTHS} depths (the four stage taps alone) are drawn where a profile shares the panel; every "
             "point is in depth_profiles.csv."], list(files)),
         Section("Are the taps equivalent?", [
