@@ -125,13 +125,14 @@ class MemoryPlan:
     def summary(self) -> str:
         per = max(t.during(self.device) for t in self.taps)
         archs = ", ".join(dict.fromkeys(t.net.arch.name for t in self.taps))
+        source = ""
+        if self.free is not None:
+            cpu = f", /{CPU_OVERHEAD} for a CPU process's allocator overhead" if self.device.type == "cpu" else ""
+            source = f" (of {_gib(self.free)} free: x{HEADROOM}{cpu})"
         return (f"{len(self.taps)} tap(s) of {archs} need an estimated {_gib(self.need)} on {self.device} (per tap up "
                 f"to {_gib(per)}: model, gradients, Adam state, targets of one batch"
                 f"{', best checkpoint' if self.device.type == 'cpu' else ''}; one step's activations "
-                f"{_gib(self.step)}), {_gib(self.available)} available for tensors" + (
-                    f" (of {_gib(self.free)} free: x{HEADROOM}" + (f", /{CPU_OVERHEAD} for a CPU process's allocator "
-                                                                   "overhead" if self.device.type == "cpu" else "")
-                    + ")" if self.free is not None else ""))
+                f"{_gib(self.step)}), {_gib(self.available)} available for tensors{source}")
 
 
 def _rounds(taps: list[TapCost], budget: int, step: int, device: torch.device) -> list[tuple[TapCost, ...]]:
