@@ -67,7 +67,8 @@ def plain_cell(arch: str, layer: str, root: Path, batch_size: int, device, seed:
     mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in mean_std)
     tap, taps = spec.resolve(layer), []  # a registered tap or any module path (a block)
     convert = CONVERSIONS[tap.form] or (lambda x: x)  # the zoo's tokens and channels-last maps as (N, C, H, W)
-    dict(model.named_modules())[tap.module].register_forward_hook(lambda m, i, o: taps.append(convert(o)))
+    # a copy: the rest of the model may write into the tap's output (DenseNet's in-place ReLU after norm5)
+    dict(model.named_modules())[tap.module].register_forward_hook(lambda m, i, o: taps.append(convert(o).clone()))
 
     def f(idx):
         taps.clear()
