@@ -85,6 +85,12 @@ class EntryTier:
             self._entries[key.name] = entry
         return self._entries[key.name] if "read" not in self.off else None
 
+    def forget(self, key: EntryKey) -> None:
+        """Close the entry of ``key`` (and let go of its index of ids) after adding its counted uses: a caller that
+        goes through many entries one after another holds one index at a time. It opens again when used."""
+        self.flush_uses()
+        self._entries.pop(key.name, None)
+
     def contains(self, key: EntryKey, ids: list[str]) -> np.ndarray:
         """Which of ``ids`` the entry of ``key`` holds (done), as a boolean array."""
         entry = self.entry(key)

@@ -19,8 +19,8 @@ from .entry_tier import EntryTier, Result
 from .keys import EntryKey, canonical, entry_keys
 
 STORE_EVERY = 4096  # pairs computed between two writes: a kill loses at most these
-STORE_BYTES = 64 * 2**20  # or fewer, when their statistics (all taps) would hold more: memory stays flat in the taps
-READ_EVERY = 8192  # pairs read at a time: a tap's read holds its (P, C) result and one such chunk
+STORE_BYTES = 64 * 2**20  # or, once a chunk's worth of pairs is pending, fewer: their statistics (all taps) hold more
+READ_EVERY = 4096  # pairs read at a time: a tap's read holds its (P, C) result and one such chunk
 DTYPE = "fp32"  # statistics are stored as computed
 PAIR_SHAPE = (2,)  # an entry's "input shape": each item is made from a pair of items
 
@@ -60,8 +60,9 @@ class StatisticsStore:
     def fill(self, net, dataset: str, pair_ids: Sequence[str], compute: Callable[[np.ndarray], dict[str, torch.Tensor]],
              preprocessing="", block: int = 64, progress: bool | None = None) -> None:
         """Store every tap's statistics of the ``pair_ids`` that any tap lacks: ``compute`` (given their positions in
-        ``pair_ids``) runs ``block`` pairs at a time, and every STORE_EVERY pairs (or STORE_BYTES of statistics) are
-        written and dropped. The entries' uses count each pair found (hit) or not (miss)."""
+        ``pair_ids``) runs ``block`` pairs at a time, and every STORE_EVERY pairs (or STORE_BYTES of statistics, but
+        not less than a chunk of pairs) are written and dropped. The entries' uses count each pair found (hit) or not
+        (miss). Each entry is closed after use (its index of ids goes)."""
         progress = self.progress if progress is None else progress
         ids = _unique(pair_ids)
         keys = self.keys(net, dataset, preprocessing)
@@ -70,6 +71,7 @@ class StatisticsStore:
             found = self.tier.contains(keys[layer], ids)
             missing |= ~found
             self.tier.count_uses(keys[layer], found)
+            self.tier.forget(keys[layer])  # one entry's index of ids in memory at a time
         todo = np.flatnonzero(missing)
         bar = tqdm(total=len(todo), desc=f"statistics {net.arch.name}", unit="pair", leave=False,
                    disable=not progress or not len(todo))
@@ -81,7 +83,8 @@ class StatisticsStore:
             bar.update(len(at))
             pairs = sum(len(a) for a, _ in pending)
             nbytes = sum(v.nbytes for _, taps in pending for v in taps.values())
-            if pairs >= STORE_EVERY or nbytes >= STORE_BYTES or start + block >= len(todo):
+            if (pairs >= STORE_EVERY or nbytes >= STORE_BYTES and pairs >= self.tier.chunk_items
+                    or start + block >= len(todo)):
                 at = np.concatenate([a for a, _ in pending])
                 for layer in net.layers:
                     self.tier.write(keys[layer], [ids[k] for k in at], torch.cat([v[layer] for _, v in pending]),
@@ -89,7 +92,8 @@ class StatisticsStore:
                 pending = []
         bar.close()
         self.counts["computed"] += len(todo)
-        self.flush_uses()
+        for layer in net.layers:
+            self.tier.forget(keys[layer])
 
     def read(self, net, dataset: str, pair_ids: Sequence[str], layer: str,
              compute: Callable[[np.ndarray], dict[str, torch.Tensor]] | None = None, preprocessing="",
@@ -116,6 +120,7 @@ class StatisticsStore:
             self.tier.write(key, [ids[k] for k in at], values, PAIR_SHAPE)
             out.fill(at, values, fresh=True)
         self.counts["computed"] += len(todo)
+        self.tier.forget(key)
         return out.tensor if out.tensor is not None else torch.empty(0)
 
     def flush_uses(self) -> None:

@@ -30,7 +30,7 @@ STATISTIC = "lpips-channel-m"  # what the statistics store holds (part of its en
 CACHE_DATASET = "bapps"  # item ids are content digests of the decoded images, so one name serves every subset
 CACHE_PREPROCESSING = {"size": 64, "resize": "PIL bilinear", "dtype": "uint8"}  # how the images were made
 MEMORY_TAPS = 4  # without a store, this many taps (the four stages) are held in memory; more use a temporary store
-ROWS = 8192  # pairs turned into float64 at a time when scoring a tap
+ROWS = 2048  # pairs turned into float64 at a time when scoring a tap
 
 
 class StoredTaps(Mapping):
