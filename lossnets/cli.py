@@ -289,7 +289,7 @@ def _summary(name: str, df) -> str:
         cols = [c for c in ("arch", "layer", "epoch", "loss", "train_2afc", "val_2afc", "val_jnd_map") if c in last]
         return last[cols].to_string(index=False, float_format="%.4f")
     if name == "similarity":
-        agg = df[df["dataset"].isin(["2afc/val", "jnd/val"])]
+        agg = df[df["dataset"].isin(["2afc/val", "jnd/val"]) & df["metric"].isin(["2afc", "jnd_map"])]
         table = agg.pivot_table(index=["arch", "layer", "lin"], columns="dataset", values="value", sort=False)
     else:
         table = df.pivot_table(index=["benchmark", "arch", "layer", "status"], columns=["dataset", "metric"],
