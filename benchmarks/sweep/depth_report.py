@@ -125,7 +125,7 @@ def _plot_score(d: pd.DataFrame, score: str, path: Path) -> None:
             ax.plot([best["relative_depth"]], [best["value"]], marker="*", ms=11, color=color, mec="k", mew=0.6)
             stages = c[c["layer"].isin(STAGES)]
             ax.plot(stages["relative_depth"], stages["value"], "s", ms=6, mfc="none", mec=color, mew=0.8)
-            for _, st in stages.iterrows() if len(curves) <= 3 else ():
+            for _, st in stages.iterrows() if len(curves) == 1 else ():
                 ax.annotate(st["layer"], (st["relative_depth"], st["value"]), xytext=(0, -10),
                             textcoords="offset points", ha="center", fontsize=7, color=color)
         ax.set_title(family, fontsize=9)

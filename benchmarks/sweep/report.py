@@ -118,8 +118,10 @@ def best_taps(df: pd.DataFrame) -> pd.DataFrame:
 def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The paper's per-benchmark tables (V-XI): per ranked score, architectures (rows) by taps (columns), each
     cell ``ours (paper)`` (the mean over repeated rows; over several seeds ``mean ± std (n=seeds)`` of the seeds'
-    means; the paper's figure where it reports one), every number of a table at one precision."""
+    means; the paper's figure where it reports one), every number of a table at one precision. Block taps are left
+    to the depth profiles (their module paths differ per architecture: a column each would be mostly empty)."""
     scores = score_rows(df)
+    scores = scores[~block_taps(scores)]
     paper = paper_results().set_index(["benchmark", "dataset", "metric", "arch", "layer"])["value"]
     tables, layers = {}, layer_sorted(scores["layer"])
     order = {b: i for i, b in enumerate(ROW_NAMES)}
@@ -140,6 +142,14 @@ def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         tables[f"{ROW_NAMES.get(pb, ('', pb))[1]}: {pb} {pd_} {metric}"] = table.rename_axis(
             index="arch", columns=None).reset_index()
     return tables
+
+
+def block_taps(df: pd.DataFrame) -> pd.Series:
+    """Which rows are of a block tap (``--layers blocks``) that is no stage tap (those keep their letter)."""
+    from lossnets.engine.catalog import blocks
+    paths = {a: {t.layer for t in blocks(a)} for a in df["arch"].astype(str).unique()}
+    return pd.Series([lay in paths[a] for a, lay in zip(df["arch"].astype(str), df["layer"].astype(str))],
+                     index=df.index, dtype=bool)
 
 
 def primary_weights(df: pd.DataFrame) -> str:
@@ -373,7 +383,8 @@ def _paper_sections(df: pd.DataFrame, every: pd.DataFrame, main: pd.DataFrame, o
         Section("Best tap per architecture (paper Table IV)", [], [Table(taps)]),
         Section("Per benchmark (paper Tables V-XI)", [
             "Each cell: this run's value, the paper's in brackets where it reports one (fractions throughout: the "
-            "paper's percentages of Table X are divided by 100); every number of a table at one precision."],
+            "paper's percentages of Table X are divided by 100); every number of a table at one precision. Block "
+            "taps are in the depth profiles below."],
             [Section(title, [], [Table(t)], level=3) for title, t in benchmark_tables(main).items()])]
     study = weights_study(every)
     for name, table in study.items():

@@ -172,5 +172,6 @@ def test_a_tiny_real_run_reports_its_depth_profile_and_kumar_score(tmp_path):
     md = (write_report(tmp_path / "run", plots=False) / "report.md").read_text()
     assert "## Depth profiles" in md and "## Are the taps equivalent?" in md
     assert "Kumar et al.'s Perceptual Score: the `kumar` mean ensemble" in md and "Left out: 1 " in md
+    assert "| arch | E | S | M | L | kumar |" in md  # Table V: block taps are left to the depth profiles
     eq = pd.read_csv(tmp_path / "run" / "report" / "tap_equivalence.csv")
     assert list(eq["arch"]) == ["alexnet"] * 2 and (eq["taps"] >= 5).all() and (eq[["E gap", "L gap"]] >= 0).all().all()
