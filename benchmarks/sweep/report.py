@@ -354,6 +354,7 @@ HTML_HEAD = ("<!doctype html><meta charset='utf-8'><title>lossnets report</title
              "font-size:12px;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:2px 6px}"
              "th{background:#f3f3f3;text-align:left}td{font-variant-numeric:tabular-nums}img{max-width:100%}"
              ".figures{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}.figures img{max-width:49%}"
+             ".figures img.wide{max-width:100%}"
              ".warn{background:#fdd;border:2px solid #c00;padding:1em;font-weight:bold}</style>")
 
 
@@ -420,9 +421,10 @@ def _comparison_section(every: pd.DataFrame, out: Path) -> Section:
     comp = compare(every)
     write_csv_atomic(comp, out / "comparison.csv")
     show = comp[KEY + ["weights", "value", "paper_value", "difference", "comparable"]]
+    places = dict.fromkeys(["value", "paper_value", "difference"], column_decimals(show["value"]))
     return Section("Every figure beside the published one", [
         "`difference` = ours - paper. `comparable` is false unless the run used ImageNet weights on the real data. "
-        "Also in comparison.csv."], [Table(show)])
+        "Also in comparison.csv."], [Table(show, places)])
 
 
 def study_section(study: dict[str, pd.DataFrame]) -> Section:

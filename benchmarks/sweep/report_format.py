@@ -18,6 +18,7 @@ import pandas as pd
 
 SIGNIFICANT = 3  # as the paper prints its figures (0.635, 30.7)
 MAX_DECIMALS = 4
+WIDE = 800  # pixels: a figure wider than this gets a row of its own in report.html
 
 
 @dataclass
@@ -121,15 +122,24 @@ def to_markdown(sections: list[Section]) -> list[str]:
     return out
 
 
+def png_width(path) -> int:
+    """A PNG's width in pixels, from its header (0 if the file is no PNG)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return int.from_bytes(head[16:20], "big") if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+
+
 def to_html(sections: list[Section]) -> list[str]:
-    """The sections as HTML; consecutive figures side by side where the page is wide enough."""
+    """The sections as HTML; consecutive figures side by side, those wider than WIDE pixels (the depth profiles'
+    panels) each across the page."""
     out = []
     for s in sections:
         out += [f"<h{s.level}>{html.escape(s.title)}</h{s.level}>"] + [f"<p>{inline_html(p)}</p>" for p in s.text]
         figures = []
         for item in [*s.items, None]:
             if isinstance(item, (str, Path)):
-                figures.append(f"<img src='{html.escape(Path(item).name)}' alt='{html.escape(Path(item).stem)}'>")
+                wide = " class='wide'" if png_width(item) > WIDE else ""
+                figures.append(f"<img{wide} src='{html.escape(Path(item).name)}' alt='{html.escape(Path(item).stem)}'>")
                 continue
             if figures:
                 out += ["<div class='figures'>" + "".join(figures) + "</div>"]
