@@ -4,7 +4,8 @@ weights source, and "are the taps equivalent?": where along its depth each netwo
 the architectures, and how far each of the study's four taps E/S/M/L falls short of its network's best.
 
 A curve is a *profile* when it has more than MIN_DEPTHS - 1 = 4 distinct depths (the four stage taps alone are no
-profile); the sections are absent from a run without one. Scores are scores.py's (the paper's scores of a benchmark
+profile); the sections are absent from a run without one. A ViT's class-token taps (E_cls ...) are left out: they
+share their depth with the token-grid taps that its blocks and E ... L are. Scores are scores.py's (the paper's scores of a benchmark
 that has any), over baseline rows (no learned channel weights), the mean over repeated rows (seeds).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .weights_study import weights_source
 MIN_DEPTHS = 5
 CURVE = ["score", "arch", "weights"]
 STAGES = ("E", "S", "M", "L")
+CLASS_TOKEN = "_cls"  # the class-token forms of a ViT's stage taps: left out (the block taps are token grids)
 
 
 def profiles(every: pd.DataFrame) -> pd.DataFrame:
@@ -31,6 +33,7 @@ def profiles(every: pd.DataFrame) -> pd.DataFrame:
     if "relative_depth" not in every.columns:
         return pd.DataFrame(columns=cols)
     rows = single_taps(score_rows(every))
+    rows = rows[~rows["layer"].astype(str).str.endswith(CLASS_TOKEN)]  # a ViT's E_cls shares E's depth
     rows = rows.assign(relative_depth=pd.to_numeric(rows["relative_depth"], errors="coerce"))
     rows = rows.dropna(subset=["relative_depth", "value"])
     if rows.empty:

@@ -50,8 +50,9 @@ def made_depth_table() -> pd.DataFrame:
 
 
 def test_depth_profile_finds_each_network_s_best_depth_and_the_stage_gaps():
-    prof = depth_report.profiles(made_depth_table())
-    assert set(prof["arch"]) == set(PEAK) and (prof["depths"] >= 5).all()
+    cls = made_depth_table().query("layer == 'E'").assign(layer="E_cls", value=0.0)  # SYNTHETIC class-token rows
+    prof = depth_report.profiles(pd.concat([made_depth_table(), cls], ignore_index=True))
+    assert set(prof["arch"]) == set(PEAK) and (prof["depths"] >= 5).all() and "E_cls" not in set(prof["layer"])
     eq = depth_report.equivalence(prof).set_index(["score", "arch"])
     for arch, peak in PEAK.items():
         row = eq.loc["similarity bapps/2afc 2afc", arch]
