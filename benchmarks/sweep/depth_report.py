@@ -5,8 +5,9 @@ the architectures, and how far each of the study's four taps E/S/M/L falls short
 
 A curve is a *profile* when it has more than MIN_DEPTHS - 1 = 4 distinct depths (the four stage taps alone are no
 profile); the sections are absent from a run without one. A ViT's class-token taps (E_cls ...) are left out: they
-share their depth with the token-grid taps that its blocks and E ... L are. Scores are scores.py's (the paper's scores of a benchmark
-that has any), over baseline rows (no learned channel weights), the mean over repeated rows (seeds).
+share their depth with the token-grid taps that its blocks and E ... L are. Scores are scores.py's (the paper's
+scores of a benchmark that has any), over baseline rows (no learned channel weights), the mean over repeated rows
+(seeds).
 """
 from __future__ import annotations
 
@@ -169,11 +170,12 @@ def depth_sections(every: pd.DataFrame, out: Path, plots: bool = True) -> list[S
             "point is in depth_profiles.csv."], list(files)),
         Section("Are the taps equivalent?", [
             "The study assumed its four taps E/S/M/L roughly equivalent across architectures. Per profile: the best "
-            "tap (of ties the shallowest) and its relative depth; per stage tap `X gap` = best - stage value in the score's better direction "
-            "(0: the stage is the best tap; larger: it loses more) and `X depth gap` = stage depth - best depth "
-            "(negative: the stage lies before the best). Empty where the run did not score that stage. Also in "
-            "tap_equivalence.csv.", "The spread over architectures (depth_spread.csv): the best depth's minimum, "
-            "quartiles, maximum and IQR, and each stage's median gap. A narrow IQR says the networks are best at "
-            "the same relative depth; small stage gaps say the study's taps lose little."],
+            "tap (of ties the shallowest) and its relative depth; per stage tap `X gap` = best - stage value in the "
+            "score's better direction (0: the stage is the best tap; larger: it loses more) and `X depth gap` = stage "
+            "depth - best depth (negative: the stage lies before the best). Empty where the run did not score that "
+            "stage. Also in tap_equivalence.csv.",
+            "The spread over architectures (depth_spread.csv): the best depth's minimum, quartiles, maximum and IQR, "
+            "and each stage's median gap. A narrow IQR says the networks are best at the same relative depth; small "
+            "stage gaps say the study's taps lose little."],
             [Table(spr, places), Table(eq, places)]),
     ]

@@ -31,7 +31,8 @@ def score(arch, depth, jnd=False):
 def depths(arch) -> dict[str, float]:
     """Every tap of the made table of ``arch`` and its relative depth."""
     stages = {t.module: t.rel_depth for t in taps(arch)}
-    blocks = {b: stages.get(b, round(float(d), 4)) for b, d in zip(BLOCKS[arch], np.linspace(0.1, 1, len(BLOCKS[arch])))}
+    evenly = np.linspace(0.1, 1, len(BLOCKS[arch]))
+    blocks = {b: stages.get(b, round(float(d), 4)) for b, d in zip(BLOCKS[arch], evenly)}
     return {**blocks, **{t.layer: t.rel_depth for t in taps(arch)}}
 
 
