@@ -202,15 +202,16 @@ def _write(args, rows: list[dict], data, load_s: float) -> None:
              f"deepest = lossnets similarity at the last block alone; blocks = every block as a tap, one pass "
              f"(goal blocks_vs_deepest <= {GOAL}); fastest of {args.repeat} alternated runs each, data decode "
              "excluded.",
-             "plain = the published way, one eager fp32 job per block, each decoding the data, building the whole "
-             "network (seeded init), running it in full and computing the reference twice; plain_vs_blocks = "
-             "plain / (blocks + one decode).",
              "fill = one pass storing the statistics of the blocks and stage taps; rescore = a new store object and "
              "a lazy network scoring new tap sets (stages summed, kumar, every block summed) and the stages with "
              "lin weights from a file: rescore_built False and rescore_computed 0 say no network was built.",
-             "The machine is a shared, loaded 2-core CPU: read the times as ratios, not absolutes.",
+             f"Load average {os.getloadavg()[1]:.1f} over the last 5 minutes on {os.cpu_count()} CPUs: on a shared, "
+             "loaded machine read the times as ratios, not absolutes.",
              f"Command: `{args.command}`"]
     if args.plain:
+        lines.append("plain = the published way, one eager fp32 job per block, each decoding the data, building the "
+                     "whole network (seeded init), running it in full and computing the reference twice; "
+                     "plain_vs_blocks = plain / (blocks + one decode).")
         lines.append(f"Largest |score difference| between plain and blocks: "
                      f"{table['max_abs_score_diff_plain'].max():.2e} (max_abs_score_diff_plain per network).")
     if len(rows) < len(args.archs):
