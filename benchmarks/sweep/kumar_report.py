@@ -48,7 +48,8 @@ def perceptual_scores(every: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def points(scores: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The figure's points (POINTS columns) and how many (arch, weights) had no recipe accuracy (left out)."""
+    """The figure's points (POINTS columns), one per (arch, recipe), and how many (arch, weights) had no recipe
+    accuracy (left out)."""
     from lossnets.engine.registry import get_architecture
     rows, left_out = [], 0
     for r in scores.itertuples(index=False):
@@ -60,6 +61,10 @@ def points(scores: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         rows.append({"arch": r.arch, "weights": r.weights, "recipe": recipe.name, "family": a.family,
                      "study": a.study, "acc1": recipe.acc1, "perceptual_score": r.perceptual_score})
     out = pd.DataFrame(rows, columns=POINTS[:-1])
+    if len(out):  # two specs of one recipe (imagenet, imagenet:IMAGENET1K_V1) are one point
+        first = dict.fromkeys(["weights", "family", "study", "acc1"], "first")
+        out = out.groupby(["arch", "recipe"], sort=False).agg({**first, "perceptual_score": "mean"}).reset_index()
+        out = out[POINTS[:-1]]
     out["frontier"] = pareto(out["acc1"], out["perceptual_score"])
     return out.sort_values(["acc1", "perceptual_score"], ascending=False).reset_index(drop=True), left_out
 

@@ -74,6 +74,9 @@ def test_kumar_points_frontier_and_rho():
     scores, which = kumar_report.perceptual_scores(made_depth_table())
     assert which == "kumar" and len(scores) == len(KUMAR)
     pts, left_out = kumar_report.points(scores)
+    again = pd.DataFrame([{"arch": "vgg11", "weights": "imagenet:IMAGENET1K_V1", "perceptual_score": 72.0}])
+    same = kumar_report.points(pd.concat([scores, again], ignore_index=True))[0].set_index("arch")
+    assert len(same) == len(pts) and same.loc["vgg11", "perceptual_score"] == 71.0  # one recipe, one point
     assert left_out == 1 and "random" not in set(pts["weights"])  # random weights have no ImageNet accuracy
     r50 = pts.set_index(["arch", "recipe"]).loc["resnet50"]
     assert r50.loc["IMAGENET1K_V2", "acc1"] == pytest.approx(80.858) and r50.loc["IMAGENET1K_V1", "acc1"] == 76.13
