@@ -47,8 +47,8 @@ def column_decimals(values: pd.Series) -> int:
 
 
 def number(v, decimals: int) -> str:
-    """One number at ``decimals`` places; '' for NaN/None."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    """One number at ``decimals`` places; '' for NaN/None/NA."""
+    if v is None or pd.isna(v):
         return ""
     return f"{float(v):.{decimals}f}"
 
@@ -62,13 +62,15 @@ def p_value(v) -> str:
 
 def _column(s: pd.Series, decimals: int | None) -> pd.Series:
     if pd.api.types.is_bool_dtype(s):
-        return s.map(str)
-    if pd.api.types.is_integer_dtype(s):
-        return s.map(lambda v: str(int(v)))
-    if pd.api.types.is_float_dtype(s):
+        text = s.map(lambda v: "" if pd.isna(v) else str(bool(v)))
+    elif pd.api.types.is_integer_dtype(s):
+        text = s.map(lambda v: "" if pd.isna(v) else str(int(v)))
+    elif pd.api.types.is_float_dtype(s):
         d = column_decimals(s) if decimals is None else decimals
-        return s.map(lambda v: number(v, d))
-    return s.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+        text = s.map(lambda v: number(v, d))
+    else:
+        text = s.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return text.astype(object)
 
 
 def display(df: pd.DataFrame, decimals: dict[str, int] | None = None) -> pd.DataFrame:
