@@ -121,7 +121,6 @@ def benchmark_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     means; the paper's figure where it reports one), every number of a table at one precision. Block taps are left
     to the depth profiles (their module paths differ per architecture: a column each would be mostly empty)."""
     scores = score_rows(df)
-    scores = scores[~block_taps(scores)]
     paper = paper_results().set_index(["benchmark", "dataset", "metric", "arch", "layer"])["value"]
     tables, layers = {}, layer_sorted(scores["layer"])
     order = {b: i for i, b in enumerate(ROW_NAMES)}
@@ -332,6 +331,7 @@ def write_report(run_dir, out=None, *, plots: bool = True) -> Path:
     every = baseline_rows(df)  # of every weights source; the tables below show one (see primary_weights)
     primary = primary_weights(every)
     main = every[weights_source(every["weights"]) == primary]
+    main = main[~block_taps(main)]  # the paper's tables rank the stage taps; block taps go to the depth study
     warn = caveats(every)
     intro = (f"Run: `{run_dir}`; {len(every)} rows; benchmarks {', '.join(sorted(set(every['benchmark'])))}; "
              f"{every['arch'].nunique()} architectures; taps {_taps_line(every['layer'])}; weights "
