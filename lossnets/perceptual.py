@@ -70,7 +70,8 @@ class TapDistances(nn.Module):
           weights from the installed lpips package, for layers="lpips"), or a file in lpips's format
           (``lin{i}.model.1.weight``, shape (1, C, 1, 1), one per tap in order); ``lin_sha256``: the file's
           expected sha256.
-        - ``layer_weights``: each tap's weight in the sum, a dict by tap or a sequence in tap order (None: 1).
+        - ``layer_weights``: each tap's weight in the sum, a dict by tap or a sequence in tap order (None: 1; for
+          the mean tap set "kumar" alone, 1 / its number of taps: Kumar et al.'s mean ensemble).
         - ``input_range``, ``range_check``, ``range_margin``: the declared range of float images (mapped to
           [0, 1]) and what a value outside it does: "error" (beyond ``range_margin`` x its width),
           "warn" (once), "clamp" or "off"; see lossnets.input_contract.
@@ -172,8 +173,9 @@ class TapDistances(nn.Module):
         return load_lin_weights(lin, arch, layers, sha256=lin_sha256)
 
     def _per_tap_weights(self, layer_weights) -> tuple[float, ...]:
-        if layer_weights is None:
-            return (1.0,) * len(self.layers)
+        if layer_weights is None:  # 1 each; a mean tap set alone (kumar) averages its taps, as its rows do
+            one = self.sets[0] if len(self.sets) == 1 and self.sets[0].mean else None
+            return (1.0 / len(one.layers) if one else 1.0,) * len(self.layers)
         if isinstance(layer_weights, dict):
             arch = get_architecture(self.arch)
             by_tap = {arch.resolve(k).layer: float(v) for k, v in layer_weights.items()}

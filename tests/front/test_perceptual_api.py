@@ -39,6 +39,15 @@ def test_tap_sets_and_lists_of_them(alexnet_file):
     assert list(both.matrix(x, per_tap=True).per_set) == ["lpips", "E+S+M+L"]
 
 
+def test_kumar_alone_is_the_mean_of_its_taps(alexnet_file):
+    """layers="kumar" (Kumar et al.'s mean ensemble): the value is the mean of the four stage taps' distances, as
+    the similarity rows score it, not their sum."""
+    x, y = _images(2, seed=1), _images(2, seed=2)
+    kumar = PerceptualMetric("alexnet", "kumar", str(alexnet_file), distance="lpips")(x, y, per_tap=True)
+    summed = PerceptualMetric("alexnet", "E+S+M+L", str(alexnet_file), distance="lpips")(x, y)
+    torch.testing.assert_close(kumar.value, summed.value / 4)
+    torch.testing.assert_close(kumar.per_set["kumar"], kumar.value)
+
 def test_lpips_names_are_aliases():
     metric = PerceptualMetric("vgg", lin="lpips", weights="random")
     assert metric.arch == "vgg16" and metric.lin_label.startswith("lpips-v0.1@")
