@@ -10,9 +10,10 @@ network.
 
 Memory: a tap's statistics take pairs x channels x 4 bytes. Through a store they never sit in memory together:
 each block of pairs is written as it is computed (all taps from one forward pass), and scoring reads one tap at
-a time, in chunks, and drops it (a tap's baseline per-pair sums, P float64, are kept). Without a store, up to
-MEMORY_TAPS taps are held in memory; more go through a temporary store (a folder under the system's temp
-directory, removed with the statistics), so that peak memory stays near one tap's share whatever the taps.
+a time, in chunks, and drops it (a tap's baseline per-pair sums, P float64, are kept). Without a store, statistics
+of up to MEMORY_BYTES in all are held in memory (resnet50's four stage taps over BAPPS val: 1.3 GB); more go
+through a temporary store (a folder under the system's temp directory, removed with the statistics), so that peak
+memory stays near one tap's share whatever the taps.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from .bapps import BAPPS, load_bapps, select_subsets
 STATISTIC = "lpips-channel-m"  # what the statistics store holds (part of its entries' key)
 CACHE_DATASET = "bapps"  # item ids are content digests of the decoded images, so one name serves every subset
 CACHE_PREPROCESSING = {"size": 64, "resize": "PIL bilinear", "dtype": "uint8"}  # how the images were made
-MEMORY_TAPS = 4  # without a store, this many taps (the four stages) are held in memory; more use a temporary store
+MEMORY_BYTES = 2 << 30  # without a store, statistics up to this size in all are held in memory; more: a temporary store
+MEMORY_TAPS = 4  # the same for taps of unknown channels (ad-hoc module paths): this many are held in memory
 ROWS = 2048  # pairs turned into float64 at a time when scoring a tap
 
 
@@ -120,7 +122,7 @@ def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: i
     """The statistics of every pair of the (chosen) subsets of ``data`` at every tap of ``net``.
 
     ``store``: a StatisticsStore (filled here, each tap then read from it when used), or None: computed in memory
-    for up to MEMORY_TAPS taps, through a temporary store for more. Pairs go ``batch_size`` at a time, each
+    up to MEMORY_BYTES (see :func:`fits_in_memory`), through a temporary store beyond. Pairs go ``batch_size`` at a time, each
     distinct image of them through the network once."""
     from lossnets.kernels import perceptual_distance
     names = select_subsets(list(data.subsets), subsets)
@@ -137,7 +139,7 @@ def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: i
         return out
 
     keep = None
-    if store is None and len(net.layers) > MEMORY_TAPS:
+    if store is None and not fits_in_memory(net, len(ids)):
         keep = tempfile.TemporaryDirectory(prefix="lossnets-statistics-")  # removed when the statistics go
         from lossnets.cache import StatisticsStore
         store = StatisticsStore(keep.name, statistic=STATISTIC, codec="none", progress=progress)  # read back soon
@@ -151,6 +153,15 @@ def pair_statistics(net, data: BAPPS, *, subsets=None, store=None, batch_size: i
         blocks.append(compute(np.arange(start, min(start + batch_size, len(ids)))))
     m = {layer: torch.cat([blk[layer] for blk in blocks]) if blocks else torch.zeros(0, 0) for layer in net.layers}
     return PairStatistics(data, m, slots, len(ids))
+
+
+def fits_in_memory(net, pairs: int) -> bool:
+    """Whether the statistics of ``pairs`` pairs at every tap of ``net`` (pairs x channels x 4 bytes per tap) take at
+    most MEMORY_BYTES; for taps of unknown channels, whether there are at most MEMORY_TAPS."""
+    channels = [t.channels for t in net.taps]
+    if None in channels:
+        return len(channels) <= MEMORY_TAPS
+    return pairs * sum(channels) * 4 <= MEMORY_BYTES
 
 
 def open_store(cache, progress: bool = True):

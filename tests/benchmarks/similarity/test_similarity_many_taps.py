@@ -69,11 +69,12 @@ def test_the_mean_ensemble_is_the_sum_of_the_stage_taps_over_their_number(data):
 def test_streamed_statistics_give_the_old_in_memory_figures(data, tmp_path, monkeypatch):
     net = _net()
     with monkeypatch.context() as m:
-        m.setattr(stats_module, "MEMORY_TAPS", len(net.layers))  # every tap in memory, as before
+        m.setattr(stats_module, "MEMORY_BYTES", 1 << 40)  # every tap in memory, as before
         old = statistics(net, data, progress=False)
     assert isinstance(old.m, dict)
+    monkeypatch.setattr(stats_module, "MEMORY_BYTES", 0)  # statistics too large for memory: a temporary store
     monkeypatch.setattr(stats_module, "ROWS", 5)  # a tap scored in chunks of 5 pairs
-    temporary = statistics(net, data, progress=False)  # more than MEMORY_TAPS taps: a temporary store
+    temporary = statistics(net, data, progress=False)
     stored = statistics(net, data, cache=str(tmp_path / "cache"), progress=False)
     g = torch.Generator().manual_seed(0)
     lin = {t: torch.rand(old.m[t].shape[1], generator=g) for t in net.layers}
@@ -95,7 +96,17 @@ def test_streamed_statistics_give_the_old_in_memory_figures(data, tmp_path, monk
         assert score_set(stored, s) == score_set(old, s) and score_set(stored, s, w) == score_set(old, s, w)
 
 
+def test_without_a_store_statistics_stay_in_memory_up_to_memory_bytes(data, monkeypatch):
+    net = _net()
+    need = statistics(net, data, progress=False).pairs * sum(t.channels for t in net.taps) * 4
+    monkeypatch.setattr(stats_module, "MEMORY_BYTES", need)
+    assert isinstance(statistics(net, data, progress=False).m, dict)
+    monkeypatch.setattr(stats_module, "MEMORY_BYTES", need - 1)
+    assert not isinstance(statistics(net, data, progress=False).m, dict)
+
+
 def test_scoring_many_taps_holds_one_tap_at_a_time(data, monkeypatch):
+    monkeypatch.setattr(stats_module, "MEMORY_BYTES", 0)  # as a set too large for memory: a temporary store
     alive, peak = set(), []
     read = StatisticsStore.read
 
