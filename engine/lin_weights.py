@@ -17,9 +17,9 @@ import torch
 from lossnets.errors import LossnetsError, MissingPackageError
 
 from .atomic import atomic_write
+from .forms import cut
 from .registry import get_architecture, meta_model
 from .torch_files import load_torch_file
-from .truncate import truncate
 
 LPIPS_VERSION = "0.1"
 # architecture -> (lpips's name for it, the module paths its lin layers sit on, in lin order)
@@ -56,9 +56,8 @@ def tap_channels(arch: str, layers) -> list[int]:
     """Channels at each tap (letters or module paths), from a forward pass on the meta device."""
     a = get_architecture(arch)
     taps = [a.resolve(layer) for layer in layers]
-    body = truncate(meta_model(a), {t.module: f"t{i}" for i, t in enumerate(taps)})
-    out = body(torch.empty(1, 3, 224, 224, device="meta"))
-    return [out[f"t{i}"].shape[1] for i in range(len(taps))]
+    out = cut(meta_model(a), taps)(torch.empty(1, 3, 224, 224, device="meta"))  # each tap in its form (ViT: C)
+    return [out[t.layer].shape[1] for t in taps]
 
 
 def load_lin_weights(path, arch: str, layers, *, sha256: str | None = None, version: str | None = None) -> LinWeights:

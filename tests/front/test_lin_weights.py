@@ -58,3 +58,10 @@ def test_without_lpips_says_how_to_get_the_weights(monkeypatch):
         lpips_lin_weights("alexnet")
     with pytest.raises(ValueError, match="alexnet, vgg16, squeezenet1_1 only"):
         lpips_lin_weights("resnet50")
+
+
+def test_token_taps_take_weights_per_channel(tmp_path):
+    # a ViT block's grid and class token share a module; each tap has 768 channels, not 197 tokens
+    state = {f"lin{i}.model.1.weight": torch.rand(1, 768, 1, 1) for i in range(2)}
+    lin = load_lin_weights(_file(tmp_path, state), "vit_b_16", ("E", "E_cls"))
+    assert [w.shape for w in lin.weights] == [(768,), (768,)]
