@@ -1,5 +1,6 @@
 """Shared test settings: deterministic, quiet, single-threaded enough for a 2-core CI machine."""
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -7,8 +8,13 @@ import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 # the store of random-weight prefixes starts empty for every test session (subprocesses inherit it)
-os.environ["LOSSNETS_HOME"] = tempfile.mkdtemp(prefix="lossnets-home-")
+LOSSNETS_HOME = os.environ["LOSSNETS_HOME"] = tempfile.mkdtemp(prefix="lossnets-home-")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's store of random-weight prefixes goes with it (a full run leaves ~2 GB there)."""
+    shutil.rmtree(LOSSNETS_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -107,6 +107,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="autocast for lossnets (plain stays fp32)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default=None, help="appended to the result files' name (a run of part of a grid)")
     ap.add_argument("--no-plain", dest="plain", action="store_false", help="time lossnets alone")
     ap.add_argument("--no-cache", dest="cache", action="store_false",
                     help="lossnets without a statistics store (one phase, 'direct', instead of cold and warm)")
@@ -184,7 +185,7 @@ def _write(args, device, archs, phases, data, load_s, scores, seconds, computed,
     OUT.mkdir(parents=True, exist_ok=True)
     stem = "_".join([f"similarity_grid_{device.type}"]
                     + ([] if args.cache else ["nocache"]) + ([] if args.plain else ["noplain"])
-                    + ([f"size{args.size}"] if args.size != 4 else []) + (["zoo"] if planned > 14 else []))
+                    + ([f"size{args.size}"] if args.size != 4 else []) + (["zoo"] if planned > 14 else []) + ([args.tag] if args.tag else []))
     csv = write_csv_atomic(table, OUT / f"{stem}.csv")
     show = table[["arch", *cols, *[c for c in table.columns if c.startswith("speedup_")]]]
     lines = [f"# Similarity grid: lossnets vs the plain approach ({gpu or device}, {torch.get_num_threads()} threads)", "",
