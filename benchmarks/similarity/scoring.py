@@ -90,12 +90,15 @@ def score(dists: Distances) -> list[dict]:
     return rows
 
 
+PERCEPTUAL_SCORE = "perceptual_score"  # the metric of Kumar et al.'s score rows
+
+
 def perceptual_score(rows: list[dict]) -> list[dict]:
     """Kumar et al. (2022)'s "Perceptual Score" of one metric's score ``rows``: 100 x its 2AFC on BAPPS val's
     subsets averaged (the ``2afc/<split>`` row), as a row of metric ``perceptual_score``. Kumar et al. do not say
     whether the six subsets are averaged or their triplets pooled; averaging matches the reference figures they
     quote, so the subsets are averaged here (as lossnets' ``2afc/val`` row always is)."""
-    return [dict(r, metric="perceptual_score", value=100 * r["value"]) for r in rows
+    return [dict(r, metric=PERCEPTUAL_SCORE, value=100 * r["value"]) for r in rows
             if r["metric"] == "2afc" and r["dataset"].count("/") == 1]
 
 

@@ -25,7 +25,6 @@ from .report_format import Section, Table, p_value
 from .results import write_csv_atomic
 from .scores import single_taps
 
-KUMAR = ("similarity", "kumar", "2afc/val", "perceptual_score")  # benchmark, layer, dataset, metric
 BOOTSTRAP, SEED = 2000, 0
 TITLE = "ImageNet accuracy against perceptual score (Kumar et al. 2022)"
 POINTS = ["arch", "weights", "recipe", "family", "study", "acc1", "perceptual_score", "frontier"]
@@ -34,7 +33,10 @@ POINTS = ["arch", "weights", "recipe", "family", "study", "acc1", "perceptual_sc
 def perceptual_scores(every: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Per (arch, weights) the perceptual score (mean over repeated rows) and which score it is: the ``kumar``
     rows, else the best single tap's 2AFC x 100 (see the module doc)."""
-    bench, layer, dataset, metric = KUMAR
+    from lossnets.engine.tap_sets import KUMAR_PRESET as layer
+    from ..similarity.benchmark import BENCHMARK as bench
+    from ..similarity.scoring import PERCEPTUAL_SCORE as metric
+    dataset = "2afc/val"
     rows = every[(every["benchmark"] == bench) & (every["dataset"].astype(str) == dataset)]
     kumar = rows[(rows["layer"].astype(str) == layer) & (rows["metric"] == metric)]
     if len(kumar):
